@@ -1,0 +1,228 @@
+"""Checks: small functions over an ``Exchange`` that raise ``ConformanceFailure``.
+
+The same functions serve hand-written tests, the recorded scenario, the model-based state
+machine and (through ``as_schemathesis_check``) generated traffic. A failure carries a
+``Finding``: which requirement broke, on which operation, in plain words, with the evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema
+
+from conformance.contract import Contract
+from conformance.exchange import Exchange
+
+Classification = Literal["violation", "spec_gap"]
+
+
+@dataclass
+class Finding:
+    classification: Classification
+    requirement: str | None
+    operation: str | None
+    check: str
+    title: str
+    message: str
+    severity: str = "high"
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+class ConformanceFailure(AssertionError):
+    """A requirement is broken; ``finding`` holds the evidence."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(f"[{finding.requirement or finding.check}] {finding.title}: {finding.message}")
+        self.finding = finding
+
+
+def fail(
+    requirement: str | None,
+    exchange: Exchange | Iterable[Exchange] | None,
+    title: str,
+    message: str,
+    *,
+    check: str = "assertion",
+    severity: str = "high",
+) -> ConformanceFailure:
+    exchanges = [] if exchange is None else [exchange] if isinstance(exchange, Exchange) else list(exchange)
+    operation = exchanges[-1].operation_id if exchanges else None
+    return ConformanceFailure(Finding("violation", requirement, operation, check, title, message, severity, exchanges))
+
+
+def expected_statuses(contract: Contract, operation_id: str) -> str:
+    return ", ".join(
+        f"{code}{'' if origin == 'published' else ' (overlay)'}"
+        for code, origin in contract.documented_statuses(operation_id).items()
+    )
+
+
+def status_code_is(exchange: Exchange, expected: int | Iterable[int], requirement: str | None) -> None:
+    """The answer has one of the expected status codes."""
+    __tracebackhide__ = True
+    allowed = {expected} if isinstance(expected, int) else set(expected)
+    if exchange.status in allowed:
+        return
+    got = exchange.error or f"{exchange.status}"
+    want = " or ".join(str(code) for code in sorted(allowed))
+    raise fail(
+        requirement,
+        exchange,
+        f"expected {want}, got {got}",
+        f"{exchange.method} {exchange.url} answered {got}; the requirement needs {want}. "
+        f"Body: {_short(exchange.response_body)}",
+        check="status_code",
+    )
+
+
+def status_code_conformance(contract: Contract, exchange: Exchange, requirement: str | None = "RC-14") -> None:
+    """The status code is documented for the operation (published spec or overlay)."""
+    __tracebackhide__ = True
+    if exchange.operation_id is None or exchange.status is None:
+        return
+    if contract.origin(exchange.operation_id, exchange.status) == "undocumented":
+        raise fail(
+            requirement,
+            exchange,
+            f"undocumented status {exchange.status}",
+            f"{exchange.operation_id} answered {exchange.status}, which neither the published spec nor the "
+            f"documented behaviour allows (documented: {expected_statuses(contract, exchange.operation_id)}).",
+            check="status_code_conformance",
+        )
+
+
+def response_schema_conformance(contract: Contract, exchange: Exchange, requirement: str | None = "RC-14") -> None:
+    """The body is JSON and validates against the schema documented for its status."""
+    __tracebackhide__ = True
+    if exchange.operation_id is None or exchange.status is None:
+        return
+    status_code_conformance(contract, exchange, requirement)
+    schema = contract.response_schema(exchange.operation_id, exchange.status)
+    if schema is None:
+        return
+    if not exchange.is_json or isinstance(exchange.response_body, str):
+        content_type = exchange.response_headers.get("content-type", "none")
+        raise fail(
+            requirement,
+            exchange,
+            "response is not JSON",
+            f"{exchange.operation_id} answered {exchange.status} with content-type {content_type!r} and body "
+            f"{_short(exchange.response_body)}; the contract documents an application/json body.",
+            check="response_schema_conformance",
+        )
+    validator = jsonschema.Draft4Validator(_nullable_to_draft4(schema), format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(exchange.response_body))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        raise fail(
+            requirement,
+            exchange,
+            "response body does not match its schema",
+            f"{exchange.operation_id} {exchange.status}: at {where}: {error.message}",
+            check="response_schema_conformance",
+        )
+
+
+def error_body(contract: Contract, exchange: Exchange, requirement: str | None) -> None:
+    """A 4xx answer carries a JSON Error body ({error, message}) as documented."""
+    __tracebackhide__ = True
+    response_schema_conformance(contract, exchange, requirement)
+    body = exchange.response_body
+    if not isinstance(body, dict) or not any(isinstance(body.get(key), str) for key in ("error", "message")):
+        raise fail(
+            requirement,
+            exchange,
+            "error answer without an Error body",
+            f"{exchange.status} came with {_short(body)}; an Error body has 'error' and 'message' strings.",
+            check="error_body",
+        )
+
+
+def spec_gap(contract: Contract, exchange: Exchange, requirement: str | None) -> Finding | None:
+    """A finding when the answer is allowed only by the overlay (the published spec omits it)."""
+    if exchange.operation_id is None or exchange.status is None:
+        return None
+    if contract.origin(exchange.operation_id, exchange.status) != "overlay":
+        return None
+    entry = contract.overlay_entry(exchange.operation_id, exchange.status)
+    why = entry.description if entry else "documented outside the published spec"
+    basis = entry.basis if entry else "documented"
+    return Finding(
+        "spec_gap",
+        requirement,
+        exchange.operation_id,
+        "spec_gap",
+        f"{exchange.operation_id} answered {exchange.status}, which the published spec omits",
+        f"The published spec lists {expected_statuses(contract, exchange.operation_id)}; "
+        f"{exchange.status} is allowed only by the overlay ({basis}): {why}",
+        "low",
+        [exchange],
+    )
+
+
+def conforms(contract: Contract, exchange: Exchange, requirement: str | None = "RC-14") -> None:
+    """Every contract check that applies to any exchange."""
+    __tracebackhide__ = True
+    response_schema_conformance(contract, exchange, requirement)
+    if exchange.status is not None and 400 <= exchange.status < 500:
+        error_body(contract, exchange, requirement)
+
+
+def as_schemathesis_check(contract: Contract, check: Callable[[Contract, Exchange], None]) -> Callable[..., None]:
+    """Wrap an exchange check for ``case.call_and_validate(checks=[...])``."""
+
+    def schemathesis_check(ctx: Any, response: Any, case: Any) -> None:
+        check(contract, exchange_from_schemathesis(case, response))
+
+    schemathesis_check.__name__ = check.__name__
+    return schemathesis_check
+
+
+def exchange_from_schemathesis(case: Any, response: Any) -> Exchange:
+    """An Exchange from a Schemathesis ``Case`` and its ``Response``."""
+    request = response.request
+    try:
+        body: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = response.content.decode("utf-8", errors="replace")
+    raw_request_body = request.body
+    if isinstance(raw_request_body, bytes):
+        raw_request_body = raw_request_body.decode("utf-8", errors="replace")
+    try:
+        request_body = json.loads(raw_request_body) if raw_request_body else None
+    except (ValueError, TypeError):
+        request_body = raw_request_body
+    from conformance.exchange import clean_headers
+
+    return Exchange(
+        operation_id=case.operation.definition.raw.get("operationId"),
+        method=request.method,
+        url=request.url,
+        request_headers=clean_headers(request.headers),
+        request_body=request_body,
+        status=response.status_code,
+        response_headers=clean_headers({k: ", ".join(v) for k, v in response.headers.items()}),
+        response_body=body,
+        elapsed_s=round(response.elapsed, 4),
+    )
+
+
+def _nullable_to_draft4(schema: Any) -> Any:
+    """OpenAPI 3.0 ``nullable: true`` as JSON Schema: the type also admits null."""
+    if isinstance(schema, dict):
+        converted = {key: _nullable_to_draft4(value) for key, value in schema.items() if key != "example"}
+        if converted.pop("nullable", False) is True and "type" in converted:
+            converted["type"] = [converted["type"], "null"]
+        return converted
+    if isinstance(schema, list):
+        return [_nullable_to_draft4(item) for item in schema]
+    return schema
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"

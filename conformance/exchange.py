@@ -1,0 +1,133 @@
+"""A neutral record of one request and its response, whoever sent it.
+
+Hand-written tests hold ``httpx.Response``s and Schemathesis hands out its own ``Response``;
+both become an ``Exchange`` so that checks, evidence and the report deal with one shape.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.settings import REDACTED
+
+SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
+# Headers that carry no evidence and only make the report noisy.
+NOISE_HEADERS = frozenset({"accept-encoding", "connection", "user-agent", "content-length", "accept", "date", "server"})
+
+
+def _body(content: bytes, content_type: str) -> Any:
+    if not content:
+        return None
+    text = content.decode("utf-8", errors="replace")
+    if "json" in content_type:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def clean_headers(headers: Any) -> dict[str, str]:
+    """Headers worth showing, with secret values replaced by the marker."""
+    if isinstance(headers, httpx.Headers):  # keep the names' original case for the report
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
+    else:
+        pairs = list(dict(headers).items())
+    return {
+        key: (REDACTED if key.lower() in SECRET_HEADERS else value)
+        for key, value in pairs
+        if key.lower() not in NOISE_HEADERS
+    }
+
+
+@dataclass
+class Exchange:
+    operation_id: str | None
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: Any
+    status: int | None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: Any = None
+    elapsed_s: float = 0.0
+    error: str | None = None  # a transport error instead of a response
+
+    @classmethod
+    def from_httpx(cls, response: httpx.Response, operation_id: str | None) -> Exchange:
+        request = response.request
+        try:
+            elapsed = response.elapsed.total_seconds()
+        except RuntimeError:
+            elapsed = 0.0
+        return cls(
+            operation_id=operation_id,
+            method=request.method,
+            url=str(request.url),
+            request_headers=clean_headers(request.headers),
+            request_body=_body(request.content, request.headers.get("content-type", "")),
+            status=response.status_code,
+            response_headers=clean_headers(response.headers),
+            response_body=_body(response.content, response.headers.get("content-type", "")),
+            elapsed_s=round(elapsed, 4),
+        )
+
+    @classmethod
+    def from_error(cls, request: httpx.Request, operation_id: str | None, error: Exception) -> Exchange:
+        return cls(
+            operation_id=operation_id,
+            method=request.method,
+            url=str(request.url),
+            request_headers=clean_headers(request.headers),
+            request_body=_body(request.content, request.headers.get("content-type", "")),
+            status=None,
+            error=f"{type(error).__name__}: {error}",
+        )
+
+    @property
+    def is_json(self) -> bool:
+        return "json" in self.response_headers.get("content-type", self.response_headers.get("Content-Type", ""))
+
+    def curl(self) -> str:
+        """A curl command that sends the same request; the key comes from $RAFF_API_KEY."""
+        parts = ["curl", "-sS", "-X", self.method, shlex.quote(self.url)]
+        for key, value in self.request_headers.items():
+            if key.lower() == "x-api-key":
+                parts += ["-H", '"X-API-Key: $RAFF_API_KEY"']
+            elif key.lower() not in SECRET_HEADERS:
+                parts += ["-H", shlex.quote(f"{key}: {value}")]
+        if self.request_body is not None:
+            body = self.request_body if isinstance(self.request_body, str) else json.dumps(self.request_body)
+            parts += ["--data", shlex.quote(body)]
+        return " ".join(parts)
+
+    def summary(self) -> str:
+        outcome = self.error or f"{self.status}"
+        return f"{self.method} {self.url} -> {outcome}"
+
+    def to_dict(self) -> dict[str, Any]:
+        response = None
+        if self.status is not None:
+            response = {
+                "status": self.status,
+                "headers": self.response_headers,
+                "body": self.response_body,
+                "elapsed_s": self.elapsed_s,
+            }
+        return {
+            "operation_id": self.operation_id,
+            "request": {
+                "method": self.method,
+                "url": self.url,
+                "headers": self.request_headers,
+                "body": self.request_body,
+            },
+            "response": response,
+            "error": self.error,
+            "curl": self.curl(),
+        }

@@ -1,0 +1,146 @@
+"""Fixtures every conformance test may use: settings, contract, client, evidence, ledger,
+and ``make_backup`` (create, register cleanup, then wait)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance.client import RaffClient, RateLimiter
+from conformance.contract import Contract
+from conformance.exchange import Exchange
+from conformance.ledger import Ledger
+from conformance.plugin import Evidence, RaffState, get_state
+from conformance.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def raff_state(pytestconfig: pytest.Config) -> RaffState:
+    return get_state(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def settings(raff_state: RaffState) -> Settings:
+    """The resolved settings of the run, pointing at the target that is up and answering."""
+    return raff_state.settings
+
+
+@pytest.fixture(scope="session")
+def contract(raff_state: RaffState) -> Contract:
+    return raff_state.contract
+
+
+@pytest.fixture(scope="session")
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """One pace for all traffic of this process (client and Schemathesis alike)."""
+    return RateLimiter(settings.rate_limit if not settings.is_mock else 1000.0)
+
+
+def _client(settings: Settings, raff_state: RaffState, limiter: RateLimiter, **overrides: Any) -> RaffClient:
+    return RaffClient(
+        settings.base_url or "",
+        overrides.get("api_key", settings.api_key),
+        overrides.get("project_id", settings.project_id),
+        timeout=settings.request_timeout,
+        limiter=limiter,
+        on_exchange=[raff_state.observe],
+    )
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, raff_state: RaffState, rate_limiter: RateLimiter) -> Iterator[RaffClient]:
+    """A client with the run's key and project; every exchange becomes evidence of the running test."""
+    with _client(settings, raff_state, rate_limiter) as api:
+        yield api
+
+
+@pytest.fixture
+def evidence(raff_state: RaffState) -> Evidence:
+    return Evidence(raff_state)
+
+
+@pytest.fixture(scope="session")
+def ledger(settings: Settings, client: RaffClient, raff_state: RaffState) -> Iterator[Ledger]:
+    """Records every backup the suite creates; at session end deletes what is left, newest first.
+
+    What existed for the run's VMs before the suite started is remembered and never deleted.
+    """
+    preexisting: set[str] = set()
+    for vm_id in filter(None, (settings.vm_id, settings.second_vm_id)):
+        response = client.list_backups(vm_id=vm_id, limit=1000)
+        if response.status_code == 200:
+            preexisting |= {b["id"] for b in response.json().get("data") or [] if isinstance(b, dict) and "id" in b}
+    book = Ledger(client=client, preexisting=frozenset(preexisting))
+    try:
+        yield book
+    finally:
+        raff_state.leftovers += book.cleanup()
+        raff_state.backups_created += book.backups_created
+        raff_state.wait_seconds += book.wait_seconds
+
+
+class BackupFactory:
+    """Creates backups through the ledger: create, record, then wait (cleanup before any wait)."""
+
+    def __init__(self, settings: Settings, client: RaffClient, ledger: Ledger) -> None:
+        self.settings = settings
+        self.client = client
+        self.ledger = ledger
+
+    def create(self, vm_id: str, *, wait: bool = True, name: str | None = None) -> tuple[Exchange, Exchange | None]:
+        """Create a backup of ``vm_id``; return the create exchange and (if waited) the final getBackup."""
+        if self.ledger.backups_created >= self.settings.max_backups:
+            pytest.fail(f"the run would create more than RAFF_MAX_BACKUPS={self.settings.max_backups} backups")
+        name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
+        response = self.client.create_backup(vm_id, name=name)
+        backup_id = _data_id(response)
+        if backup_id:
+            self.ledger.record(backup_id)  # before any wait or assert, so cleanup always knows it
+        created = Exchange.from_httpx(response, "createBackup")
+        if not (wait and backup_id and response.status_code == 202):
+            return created, None
+        final, waited = self.client.wait_for_backup(backup_id, timeout=self.settings.effective_ready_timeout)
+        self.ledger.wait_seconds += waited
+        return created, Exchange.from_httpx(final, "getBackup")
+
+
+def _data_id(response: httpx.Response) -> str | None:
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+@pytest.fixture(scope="session")
+def make_backup(settings: Settings, client: RaffClient, ledger: Ledger) -> BackupFactory:
+    return BackupFactory(settings, client, ledger)
+
+
+@pytest.fixture(scope="session")
+def client_factory(settings: Settings, raff_state: RaffState, rate_limiter: RateLimiter) -> Callable[..., RaffClient]:
+    """Clients with another key or project (negative tests); closed at session end."""
+    made: list[RaffClient] = []
+
+    def make(**overrides: Any) -> RaffClient:
+        api = _client(settings, raff_state, rate_limiter, **overrides)
+        made.append(api)
+        return api
+
+    yield make  # type: ignore[misc]
+    for api in made:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def scenario(settings: Settings, client: RaffClient, make_backup: BackupFactory) -> Any:
+    """The recorded reset-chain scenario (see conformance/scenario.py), run once per session."""
+    from conformance.scenario import ScenarioRunner
+
+    if not settings.writes_allowed:
+        pytest.skip("the scenario creates and resets backups: set RAFF_ALLOW_WRITES=1 (--allow-writes)")
+    return ScenarioRunner(settings, client, make_backup).run()

@@ -1,0 +1,495 @@
+"""The pytest plugin: settings, target, requirement markers, evidence and the run's results.
+
+Flow: options -> ``Settings`` (pytest_configure, fails fast with one line) -> collection
+(requirement IDs enforced, markers derived) -> target (bundled mock started, or the live
+server checked reachable, before any test) -> each test's record (outcome, findings,
+evidence) travels in ``report.user_properties`` so it also crosses pytest-xdist -> the
+controller builds ``results.json`` and renders the reports at session end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+from conformance.checks import ConformanceFailure, Finding, spec_gap
+from conformance.contract import Contract, load_contract
+from conformance.exchange import Exchange
+from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
+
+CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
+RECORD_KEY = "raff_record"
+MAX_EXCHANGES_PER_TEST = 25
+
+hypothesis_settings.register_profile(
+    "thorough", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile(
+    "bounded", max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+hypothesis_settings.register_profile("smoke", max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("raff", "raff-conformance")
+    for name, option in OPTIONS.items():
+        if option.kind == "bool":
+            group.addoption(
+                option.flag,
+                action="store_const",
+                const=True,
+                default=None,
+                dest=f"raff_{name}",
+                help=f"{option.help} (env {option.env})",
+            )
+        else:
+            group.addoption(option.flag, default=None, dest=f"raff_{name}", help=f"{option.help} (env {option.env})")
+    group.addoption(
+        "--mock-defect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start the bundled mock with this planted defect (repeatable; self-tests)",
+    )
+    group.addoption(
+        "--mock-fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start the bundled mock with this fault mode (repeatable; self-tests)",
+    )
+    group.addoption(
+        "--compare",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="compare this run with an earlier results.json (new / fixed / unchanged findings)",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help="accepted findings (reason, ticket, expiry): shown as known, not failing until expiry",
+    )
+
+
+@dataclass
+class TestRecord:
+    nodeid: str
+    requirements: list[str]
+    exchanges: list[Exchange] = field(default_factory=list)
+    attached: list[Exchange] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class Evidence:
+    """What a test hands to the report: exchanges and findings (spec gaps, extra violations)."""
+
+    def __init__(self, state: RaffState) -> None:
+        self._state = state
+
+    def attach(self, *exchanges: Exchange | None) -> None:
+        record = self._state.current
+        if record is not None:
+            record.attached.extend(e for e in exchanges if e is not None)
+
+    def finding(self, finding: Finding) -> None:
+        record = self._state.current
+        if record is not None:
+            record.findings.append(finding)
+
+
+@dataclass
+class RaffState:
+    """Per-process state of the plugin."""
+
+    config: pytest.Config
+    settings: Settings
+    contract: Contract
+    started_at: float = field(default_factory=time.time)
+    current: TestRecord | None = None
+    in_call: bool = False
+    observed: Counter[tuple[str, int]] = field(default_factory=Counter)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    worker_outputs: list[dict[str, Any]] = field(default_factory=list)
+    mock: Any = None
+    target_ready: bool = False
+    backups_created: int = 0
+    wait_seconds: float = 0.0
+    leftovers: list[str] = field(default_factory=list)
+    property_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def observe(self, exchange: Exchange) -> None:
+        """Every exchange of this process: coverage counts, and evidence of the running test."""
+        if exchange.operation_id and exchange.status is not None:
+            self.observed[(exchange.operation_id, exchange.status)] += 1
+        if self.in_call and self.current is not None and len(self.current.exchanges) < MAX_EXCHANGES_PER_TEST:
+            self.current.exchanges.append(exchange)
+
+    def count_cases(self, operation_id: str, phase: str) -> None:
+        stats = self.property_stats.setdefault(operation_id, {"cases": 0, "phases": {}})
+        stats["cases"] += 1
+        stats["phases"][phase] = stats["phases"].get(phase, 0) + 1
+
+
+def get_state(config: pytest.Config) -> RaffState:
+    return config.stash[STATE_KEY]
+
+
+STATE_KEY = pytest.StashKey[RaffState]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    options = {name: config.getoption(f"raff_{name}") for name in OPTIONS}
+    try:
+        settings = resolve(options)
+    except SettingsError as error:
+        raise pytest.UsageError(f"raff-conformance: {error}") from None
+    config.stash[STATE_KEY] = RaffState(config=config, settings=settings, contract=load_contract())
+    hypothesis_settings.load_profile(settings.effective_profile)
+    # Tests that share the VM's backup series must never interleave under pytest-xdist.
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+        config.option.dist = "loadgroup"
+    # SIGTERM (CI cancelling a job) takes the same path as Ctrl-C, so fixtures clean up.
+    if not hasattr(config, "workerinput"):
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = get_state(config)
+    contract = state.contract
+    lines = [state.settings.describe()]
+    if not state.settings.base_url:
+        lines.append("raff-conformance: no RAFF_BASE_URL: the bundled mock starts on a free loopback port")
+    lines.append(
+        f"raff-conformance: contract {contract.title} {contract.version} "
+        f"(spec {contract.published_sha256[:12]}, overlay {contract.overlay_sha256[:12]})"
+    )
+    return lines
+
+
+def _is_conformance_item(item: pytest.Item) -> bool:
+    return CONFORMANCE_TESTS in Path(str(item.path)).parents
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = get_state(config)
+    problems = []
+    for item in items:
+        if not _is_conformance_item(item):
+            continue
+        if item.path.name.endswith("_negative.py"):
+            item.add_marker(pytest.mark.negative)
+        ids = requirement_ids(item)
+        if not ids:
+            problems.append(f"{item.nodeid}: no @pytest.mark.req(...) requirement ID")
+        problems += [
+            f"{item.nodeid}: unknown requirement ID {req_id} (not in specs/requirements.yaml)"
+            for req_id in ids
+            if req_id not in state.contract.requirements
+        ]
+    if problems:
+        raise pytest.UsageError("raff-conformance: " + "; ".join(problems))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Bring the target up (or check it answers) once, before any test runs."""
+    config = session.config
+    if hasattr(config, "workerinput") or not any(_is_conformance_item(item) for item in session.items):
+        if hasattr(config, "workerinput") and any(_is_conformance_item(item) for item in session.items):
+            _prepare_target(config)
+        return
+    _prepare_target(config)
+
+
+def _prepare_target(config: pytest.Config) -> None:
+    state = get_state(config)
+    if state.target_ready:
+        return
+    if not state.settings.base_url:
+        from conformance.mock import MockServer, create_app
+
+        app = create_app(defects=config.getoption("mock_defect"), faults=config.getoption("mock_fault"))
+        state.mock = MockServer(app).__enter__()
+        state.settings = state.settings.with_mock(state.mock.credentials())
+    else:
+        _check_reachable(state.settings)
+    state.target_ready = True
+
+
+def _check_reachable(settings: Settings) -> None:
+    url = f"{settings.base_url.rstrip('/')}/api/v1/vms/{settings.vm_id}"
+    try:
+        httpx.get(url, headers={"X-API-Key": settings.api_key or ""}, timeout=httpx.Timeout(10.0, connect=5.0))
+    except httpx.HTTPError as error:
+        raise pytest.UsageError(
+            f"raff-conformance: RAFF_BASE_URL {settings.base_url} cannot be reached ({type(error).__name__}: "
+            f"{str(error) or 'no answer'})"
+        ) from None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.mock is not None:
+        state.mock.__exit__(None, None, None)
+        state.mock = None
+    if hasattr(config, "workerinput"):
+        config.workeroutput["raff"] = json.dumps(_process_output(state))
+        return
+    if not state.records:
+        return
+    from conformance.results import build_results
+
+    outputs = [*state.worker_outputs, _process_output(state)]
+    results = build_results(state, outputs, exitstatus)
+    from conformance.report import write_reports
+
+    out_dir = Path(state.settings.report_dir)
+    if not out_dir.is_absolute():
+        out_dir = Path(config.rootpath) / out_dir
+    write_reports(results, out_dir, secrets=state.settings.secrets())
+    state.final_results = results  # type: ignore[attr-defined]
+    session.exitstatus = _exit_status(results, int(session.exitstatus))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        _print_summary(reporter, results, out_dir)
+
+
+def _exit_status(results: dict[str, Any], exitstatus: int) -> int:
+    verdicts = Counter(req["verdict"] for req in results["requirements"])
+    if exitstatus == pytest.ExitCode.TESTS_FAILED:
+        unknown = [f for f in results["findings"] if f["classification"] == "violation" and not f.get("known")]
+        failed_tests = [t for t in results["tests"] if t["outcome"] in ("failed", "error")]
+        all_known = all(
+            t["findings"] and all(_finding(results, fid).get("known") for fid in t["findings"]) for t in failed_tests
+        )
+        if not unknown and all_known:
+            return pytest.ExitCode.OK
+    if results["run"]["strict_spec"] and verdicts.get("spec_gap"):
+        return pytest.ExitCode.TESTS_FAILED
+    return exitstatus
+
+
+def _finding(results: dict[str, Any], finding_id: str) -> dict[str, Any]:
+    return next(f for f in results["findings"] if f["id"] == finding_id)
+
+
+def _print_summary(reporter: Any, results: dict[str, Any], out_dir: Path) -> None:
+    reporter.ensure_newline()
+    reporter.write_sep("=", "raff-conformance: requirements")
+    for req in results["requirements"]:
+        line = f"{req['id']:6} {req['verdict']:12} {req['statement']}"
+        reporter.write_line(line[:160])
+    live = results["live"]
+    reporter.write_line(
+        f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s"
+        + (f", LEFTOVERS: {', '.join(live['leftovers'])}" if live["leftovers"] else "")
+    )
+    reporter.write_line(f"reports: {out_dir / 'report.html'}, {out_dir / 'junit.xml'}, {out_dir / 'results.json'}")
+
+
+def _process_output(state: RaffState) -> dict[str, Any]:
+    settings = state.settings
+    return {
+        "observed": [[op, status, n] for (op, status), n in state.observed.items()],
+        "backups_created": state.backups_created,
+        "wait_seconds": state.wait_seconds,
+        "leftovers": state.leftovers,
+        "property_stats": state.property_stats,
+        "target": {
+            "base_url": settings.base_url,
+            "kind": "mock" if settings.is_mock else "live",
+            "project_id": settings.project_id,
+            "vm_id": settings.vm_id,
+            "api_key": REDACTED,
+        },
+    }
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    output = getattr(node, "workeroutput", {}).get("raff")
+    if output:
+        get_state(node.config).worker_outputs.append(json.loads(output))
+
+
+def requirement_ids(item: pytest.Item) -> list[str]:
+    ids: list[str] = []
+    for marker in item.iter_markers("req"):
+        ids += [str(arg) for arg in marker.args]
+    return list(dict.fromkeys(ids))
+
+
+# -- per-test records ------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    state = get_state(item.config)
+    state.current = TestRecord(item.nodeid, requirement_ids(item)) if _is_conformance_item(item) else None
+    try:
+        return (yield)
+    finally:
+        state.current = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    state = get_state(item.config)
+    state.in_call = True
+    try:
+        return (yield)
+    finally:
+        state.in_call = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _is_conformance_item(item):
+        return
+    settings = get_state(item.config).settings
+    for marker in item.iter_markers("requires_setting"):
+        for name in marker.args:
+            if getattr(settings, name, None) in (None, ""):
+                pytest.skip(f"{OPTIONS[name].env} is not set ({OPTIONS[name].help})")
+    for marker in item.iter_markers("target"):
+        wanted = marker.args[0]
+        actual = "mock" if settings.is_mock else "live"
+        if wanted != actual:
+            pytest.skip(f"runs only against the {wanted} target")
+    if item.get_closest_marker("writes") and not settings.writes_allowed:
+        reason = "changes state on a live target: set RAFF_ALLOW_WRITES=1 (or --allow-writes) to run it"
+        if settings.is_production and settings.allow_writes:
+            reason = "refused against production unless RAFF_ALLOW_PRODUCTION=1 (--allow-production) is also set"
+        pytest.skip(reason)
+    if item.get_closest_marker("restores") and not settings.restores_allowed:
+        pytest.skip("restores over the VM's disk: set RAFF_ALLOW_RESTORE=1 (--allow-restore) for a disposable VM")
+    if (
+        item.get_closest_marker("model")
+        and not settings.is_loopback
+        and "model" not in (item.config.getoption("markexpr") or "")
+    ):
+        pytest.skip("model-based run is opt-in on a live target: select it with -m model")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    state = get_state(item.config)
+    record = state.current
+    if record is None:
+        return report
+    if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
+        record.findings.append(call.excinfo.value.finding)
+    if (
+        report.when == "call"
+        or (report.when == "setup" and not report.passed)
+        or (report.when == "teardown" and report.failed)
+    ):
+        report.user_properties.append((RECORD_KEY, json.dumps(_serialize(state, record, report))))
+    return report
+
+
+def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) -> dict[str, Any]:
+    requirement = record.requirements[0] if record.requirements else None
+    findings = list(record.findings)
+    seen_gaps = {(f.operation, f.exchanges[0].status) for f in findings if f.classification == "spec_gap"}
+    for exchange in record.attached + record.exchanges:
+        gap = spec_gap(state.contract, exchange, requirement)
+        if gap and (gap.operation, exchange.status) not in seen_gaps:
+            seen_gaps.add((gap.operation, exchange.status))
+            findings.append(gap)
+    message = None
+    if report.failed:
+        message = _failure_message(report, findings)
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        message = str(report.longrepr[2]).removeprefix("Skipped: ")
+    exchanges = (record.attached + record.exchanges)[:MAX_EXCHANGES_PER_TEST]
+    return {
+        "nodeid": record.nodeid,
+        "requirements": record.requirements,
+        "when": report.when,
+        "outcome": "error" if report.failed and report.when != "call" else report.outcome,
+        "duration_s": round(report.duration, 4),
+        "message": message,
+        "findings": [_finding_dict(f) for f in findings],
+        "exchanges": [e.to_dict() for e in exchanges],
+        "hypothesis_seed": state.config.getoption("hypothesis_seed", None),
+    }
+
+
+def _failure_message(report: pytest.TestReport, findings: list[Finding]) -> str:
+    violations = [f for f in findings if f.classification == "violation"]
+    if violations:
+        return "; ".join(f"{f.title}: {f.message}" for f in violations)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message if crash is not None else str(report.longrepr)[-2000:]
+
+
+def _finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "classification": finding.classification,
+        "requirement": finding.requirement,
+        "operation": finding.operation,
+        "check": finding.check,
+        "title": finding.title,
+        "message": finding.message,
+        "severity": finding.severity,
+        "exchanges": [e.to_dict() for e in finding.exchanges],
+        "replay": getattr(finding, "replay", None),
+    }
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Runs on the controller for its own tests and for every worker's; the record rides along.
+    for key, value in report.user_properties:
+        if key == RECORD_KEY:
+            _CONTROLLER_RECORDS.append(json.loads(value))
+
+
+_CONTROLLER_RECORDS: list[dict[str, Any]] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONTROLLER_RECORDS.clear()
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.records = _CONTROLLER_RECORDS
+
+
+def run_command(config: pytest.Config) -> str:
+    """How to reproduce this run: the same pytest arguments, the key read from the environment."""
+    args = list(config.invocation_params.args)
+    for index, arg in enumerate(args):
+        if arg == "--api-key" and index + 1 < len(args):
+            args[index + 1] = "$RAFF_API_KEY"
+        elif arg.startswith("--api-key="):
+            args[index] = "--api-key=$RAFF_API_KEY"
+    env = [
+        f"{option.env}={shlex.quote(os.environ[option.env])}"
+        for name, option in OPTIONS.items()
+        if name != "api_key" and os.environ.get(option.env)
+    ]
+    return " ".join([*env, "python -m pytest", *args])
+
+
+def utc_iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,263 @@
+"""Builds the run's ``results.json`` data model from the per-test records.
+
+The model (documented in ``conformance/report/model.py``) is what report.html and
+junit.xml are rendered from, and what ``--compare`` and ``--baseline`` work on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from conformance import __version__
+from conformance.plugin import RaffState, run_command, utc_iso
+
+OUTCOME_ORDER = {"error": 0, "failed": 1, "passed": 2, "skipped": 3}
+
+
+def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: int) -> dict[str, Any]:
+    contract = state.contract
+    config = state.config
+    tests, findings = _tests_and_findings(state.records)
+    target = next((o["target"] for o in outputs if o["target"].get("base_url")), outputs[-1]["target"])
+    observed: Counter[tuple[str, int]] = Counter()
+    for output in outputs:
+        for operation_id, status, count in output["observed"]:
+            observed[(operation_id, int(status))] += count
+    results: dict[str, Any] = {
+        "schema_version": 1,
+        "suite": {"name": "raff-conformance", "version": __version__},
+        "target": target,
+        "contract": {
+            "title": contract.title,
+            "version": contract.version,
+            "published_sha256": contract.published_sha256,
+            "overlay_sha256": contract.overlay_sha256,
+        },
+        "run": {
+            "started_at": utc_iso(state.started_at),
+            "duration_s": round(time.time() - state.started_at, 3),
+            "hypothesis_seed": next(
+                (r.get("hypothesis_seed") for r in state.records if r.get("hypothesis_seed")), None
+            ),
+            "hypothesis_profile": state.settings.effective_profile,
+            "strict_spec": state.settings.strict_spec,
+            "command": run_command(config),
+            "exit_status": int(exitstatus),
+        },
+        "requirements": _requirements(state, tests, findings),
+        "tests": tests,
+        "findings": findings,
+        "coverage": _coverage(state, observed),
+        "property_based": _property_based(outputs),
+        "live": {
+            "backups_created": sum(o["backups_created"] for o in outputs),
+            "wait_seconds": round(sum(o["wait_seconds"] for o in outputs), 2),
+            "leftovers": [leftover for o in outputs for leftover in o["leftovers"]],
+        },
+        "comparison": None,
+        "baseline": None,
+    }
+    _apply_baseline_and_compare(config, results)
+    return results
+
+
+def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One entry per test (setup/call/teardown records merged, worst outcome wins)."""
+    by_test: dict[str, dict[str, Any]] = {}
+    findings: list[dict[str, Any]] = []
+    for record in records:
+        test = by_test.setdefault(
+            record["nodeid"],
+            {
+                "nodeid": record["nodeid"],
+                "requirements": record["requirements"],
+                "outcome": record["outcome"],
+                "duration_s": 0.0,
+                "message": None,
+                "findings": [],
+                "exchanges": [],
+            },
+        )
+        test["duration_s"] = round(test["duration_s"] + record["duration_s"], 4)
+        # Records exist for the call and for a setup or teardown that did not pass: the worst wins.
+        test["outcome"] = min(test["outcome"], record["outcome"], key=OUTCOME_ORDER.__getitem__)
+        test["message"] = test["message"] or record["message"]
+        test["exchanges"] += record["exchanges"]
+        for finding in record["findings"]:
+            finding = {
+                "id": f"F{len(findings) + 1}",
+                **finding,
+                "test": record["nodeid"],
+                "expected": None,
+                "confirmed": finding.get("confirmed"),
+                "known": None,
+            }
+            findings.append(finding)
+            test["findings"].append(finding["id"])
+    # A failed test with no structured finding still is a violation of its requirement.
+    for test in by_test.values():
+        if test["outcome"] in ("failed", "error") and not any(
+            f["classification"] == "violation" for f in findings if f["id"] in test["findings"]
+        ):
+            finding = {
+                "id": f"F{len(findings) + 1}",
+                "classification": "violation",
+                "requirement": test["requirements"][0] if test["requirements"] else None,
+                "operation": None,
+                "check": "test_error" if test["outcome"] == "error" else "assertion",
+                "title": "test " + ("could not run" if test["outcome"] == "error" else "failed"),
+                "message": test["message"] or "",
+                "severity": "high",
+                "exchanges": test["exchanges"][-3:],
+                "replay": None,
+                "test": test["nodeid"],
+                "expected": None,
+                "confirmed": None,
+                "known": None,
+            }
+            findings.append(finding)
+            test["findings"].append(finding["id"])
+    return list(by_test.values()), findings
+
+
+def _requirements(
+    state: RaffState, tests: list[dict[str, Any]], findings: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    contract = state.contract
+    for finding in findings:
+        operation = finding.get("operation")
+        if operation and operation in {op.operation_id for op in contract.operations()}:
+            status = ((finding.get("exchanges") or [{}])[-1].get("response") or {}).get("status")
+            schema = contract.response_schema(operation, status) if status else None
+            finding["expected"] = {
+                "statuses": contract.documented_statuses(operation),
+                "schema_excerpt": _schema_excerpt(schema),
+            }
+    rows = []
+    for requirement in contract.requirements.values():
+        own = [t for t in tests if requirement.id in t["requirements"]]
+        own_ids = {t["nodeid"] for t in own}
+        own_findings = [f for f in findings if f["test"] in own_ids]
+        reason = None
+        sample = None
+        if not own:
+            verdict = "not_covered"
+        elif any(f["classification"] == "violation" for f in own_findings) or any(
+            t["outcome"] in ("failed", "error") for t in own
+        ):
+            verdict = "violation"
+        elif all(t["outcome"] == "skipped" for t in own):
+            verdict = "skipped"
+            reason = next((t["message"] for t in own if t["message"]), None)
+        elif any(f["classification"] == "spec_gap" for f in own_findings):
+            verdict = "spec_gap"
+        else:
+            verdict = "pass"
+        if verdict in ("pass", "spec_gap"):
+            sample = _sample(requirement.operations, own)
+        rows.append(
+            {
+                "id": requirement.id,
+                "statement": requirement.statement,
+                "source": requirement.source,
+                "source_url": requirement.source_url,
+                "kind": requirement.kind,
+                "operations": list(requirement.operations),
+                "verdict": verdict,
+                "reason": reason,
+                "tests": [t["nodeid"] for t in own],
+                "sample": sample,
+            }
+        )
+    return rows
+
+
+def _sample(operations: tuple[str, ...], tests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One exchange of a passing test, preferring the requirement's first operation."""
+    exchanges = [e for t in tests if t["outcome"] == "passed" for e in t["exchanges"] if e.get("response")]
+    for operation in operations:
+        for exchange in exchanges:
+            if exchange["operation_id"] == operation:
+                return exchange
+    return exchanges[0] if exchanges else None
+
+
+def _schema_excerpt(schema: Any) -> str | None:
+    if schema is None:
+        return None
+    import yaml
+
+    text = yaml.safe_dump(schema, sort_keys=False, width=100)
+    return text if len(text) < 2500 else text[:2500] + "\n…"
+
+
+def _coverage(state: RaffState, observed: Counter[tuple[str, int]]) -> dict[str, Any]:
+    contract = state.contract
+    operations = []
+    gaps = []
+    for operation in contract.operations():
+        documented = contract.documented_statuses(operation.operation_id)
+        seen = {str(status): n for (op, status), n in observed.items() if op == operation.operation_id}
+        operations.append(
+            {
+                "operation_id": operation.operation_id,
+                "method": operation.method,
+                "path": operation.path,
+                "documented": documented,
+                "observed": seen,
+                "undocumented_observed": sorted(
+                    status for status in seen if contract.origin(operation.operation_id, status) == "undocumented"
+                ),
+            }
+        )
+        for status, count in seen.items():
+            entry = contract.overlay_entry(operation.operation_id, status)
+            if entry is not None:
+                gaps.append(
+                    {
+                        "operation_id": operation.operation_id,
+                        "status": status,
+                        "description": entry.description,
+                        "source": entry.source,
+                        "basis": entry.basis,
+                        "count": count,
+                    }
+                )
+    return {"operations": operations, "spec_gaps_relied_on": gaps}
+
+
+def _property_based(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, dict[str, Any]] = {}
+    for output in outputs:
+        for operation_id, stats in output["property_stats"].items():
+            target = merged.setdefault(operation_id, {"cases": 0, "phases": {}})
+            target["cases"] += stats["cases"]
+            for phase, count in stats["phases"].items():
+                target["phases"][phase] = target["phases"].get(phase, 0) + count
+    try:
+        from conformance.fuzz_checks import CHECK_NAMES
+    except ImportError:  # a trimmed install without the property-based part
+        CHECK_NAMES = ()
+    return {"operations": merged, "checks": list(CHECK_NAMES) if merged else []}
+
+
+def _apply_baseline_and_compare(config: Any, results: dict[str, Any]) -> None:
+    from conformance.report import apply_baseline, compare, load_baseline
+
+    baseline_path = config.getoption("baseline")
+    if baseline_path:
+        entries = load_baseline(Path(baseline_path))
+        updated = apply_baseline(results, entries, date.today())
+        results.clear()
+        results.update(updated)
+        results["baseline"]["path"] = str(baseline_path)
+    compare_path = config.getoption("compare")
+    if compare_path:
+        import json
+
+        previous = json.loads(Path(compare_path).read_text(encoding="utf-8"))
+        results["comparison"] = compare(results, previous, str(compare_path))

@@ -1,0 +1,162 @@
+"""The recorded scenario: one run of reset-chain's story on the VM, shared by many tests.
+
+A real backup takes minutes and costs money, so the requirement tests do not each create
+their own. The scenario runs once per session, on the VM and on a second VM when one is set:
+
+    reset A, reset B -> create A1, A2 (series 1) and B1 -> reset A -> reset A again
+    -> create A3 -> rejected resets of A (no project, bad project, no key, wrong key)
+    -> create A4 -> create B2 -> restore A1 -> delete A3 (A4 depends on it)
+    -> delete series 1 through A2
+
+with listings in between, and records every exchange under a step name. Each requirement
+test then asserts on the record, so a failure still names its own requirement and shows its
+evidence. A step that cannot run (an earlier one failed) is recorded as missing with the reason.
+At most six backups are created (four on A, two on B); all go through the cleanup ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.client import RaffClient
+from conformance.exchange import Exchange
+from conformance.fixtures import BackupFactory
+from conformance.settings import Settings
+
+NOT_A_UUID = "not-a-uuid"
+WRONG_KEY = "raff_pub_conformance_wrong_key"
+
+
+@dataclass
+class ScenarioRecord:
+    vm_id: str
+    second_vm_id: str | None
+    steps: dict[str, Exchange] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def step(self, name: str) -> Exchange:
+        """The recorded exchange of a step; fails the calling test with the reason it is missing."""
+        __tracebackhide__ = True
+        if name not in self.steps:
+            import pytest
+
+            pytest.fail(f"scenario step {name!r} did not run: {self.missing.get(name, 'not reached')}")
+        return self.steps[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.steps
+
+    def listed(self, name: str) -> dict[str, dict[str, Any]]:
+        """The backups of a listing step, by id."""
+        body = self.step(name).response_body
+        data = body.get("data") if isinstance(body, dict) else None
+        return {b["id"]: b for b in data or [] if isinstance(b, dict) and "id" in b}
+
+    def data(self, name: str) -> dict[str, Any]:
+        body = self.step(name).response_body
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else {}
+
+
+class ScenarioRunner:
+    def __init__(self, settings: Settings, client: RaffClient, factory: BackupFactory) -> None:
+        self.settings = settings
+        self.client = client
+        self.factory = factory
+        self.record = ScenarioRecord(settings.vm_id or "", settings.second_vm_id)
+
+    def _do(self, name: str, call: Callable[[], httpx.Response], operation_id: str) -> Exchange | None:
+        try:
+            response = call()
+        except (httpx.HTTPError, TimeoutError) as error:
+            self.record.missing[name] = f"{type(error).__name__}: {error}"
+            return None
+        exchange = Exchange.from_httpx(response, operation_id)
+        self.record.steps[name] = exchange
+        return exchange
+
+    def _create(self, label: str, vm_id: str) -> None:
+        if self.factory.ledger.backups_created >= self.settings.max_backups:
+            self.record.missing[f"create_{label}"] = f"RAFF_MAX_BACKUPS={self.settings.max_backups} reached"
+            return
+        try:
+            created, final = self.factory.create(vm_id)
+        except (httpx.HTTPError, TimeoutError) as error:
+            self.record.missing[f"create_{label}"] = f"{type(error).__name__}: {error}"
+            return
+        self.record.steps[f"create_{label}"] = created
+        backup_id = (created.response_body or {}).get("data", {}).get("id") if created.status == 202 else None
+        if backup_id:
+            self.record.ids[label] = backup_id
+        if final is not None:
+            self.record.steps[f"ready_{label}"] = final
+        else:
+            self.record.missing[f"ready_{label}"] = f"create_{label} answered {created.status}"
+
+    def _needs(self, step: str, *labels: str) -> bool:
+        absent = [label for label in labels if label not in self.record.ids]
+        if absent:
+            self.record.missing[step] = f"no backup {', '.join(absent)} (its create failed)"
+        return not absent
+
+    def run(self) -> ScenarioRecord:
+        a, b = self.record.vm_id, self.record.second_vm_id
+        c = self.client
+        self._do("list_A_before", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._do("reset_A_start", lambda: c.reset_backup_chain(a), "resetBackupChain")
+        if b:
+            self._do("reset_B_start", lambda: c.reset_backup_chain(b), "resetBackupChain")
+        self._create("A1", a)
+        self._create("A2", a)
+        if b:
+            self._create("B1", b)
+        self._do("list_A_before_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._do("reset_A", lambda: c.reset_backup_chain(a), "resetBackupChain")
+        self._do("list_A_after_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._do("reset_A_again", lambda: c.reset_backup_chain(a), "resetBackupChain")
+        self._do("list_A_after_second_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._create("A3", a)
+        # Rejected resets between A3 and A4: if any of them did reset, A4 would restart at 0.
+        self._do("reset_A_no_project", lambda: c.reset_backup_chain(a, project_id=None), "resetBackupChain")
+        self._do("reset_A_bad_project", lambda: c.reset_backup_chain(a, project_id=NOT_A_UUID), "resetBackupChain")
+        self._do("reset_A_no_key", lambda: c.reset_backup_chain(a, api_key=None), "resetBackupChain")
+        self._do("reset_A_wrong_key", lambda: c.reset_backup_chain(a, api_key=WRONG_KEY), "resetBackupChain")
+        self._create("A4", a)
+        if b:
+            self._create("B2", b)
+            self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
+        self._do("list_A_before_deletes", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
+            self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
+            self._wait_restored()
+        if self._needs("delete_A3", "A3", "A4"):
+            self._do("delete_A3", lambda: c.delete_backup(self.record.ids["A3"]), "deleteBackup")
+            self._do("list_A_after_refused_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+            if self.record.steps["delete_A3"].status == 200:
+                self.factory.ledger.forget(self.record.ids["A3"])
+        if self._needs("delete_chain_A2", "A1", "A2"):
+            self._do("delete_chain_A2", lambda: c.delete_backup_chain(self.record.ids["A2"]), "deleteBackupChain")
+            self._do("list_A_after_chain_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+            if b:
+                self._do("list_B_after_chain_delete", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
+        return self.record
+
+    def _wait_restored(self) -> None:
+        step = self.record.steps.get("restore_A1")
+        if step is None or step.status != 202:
+            self.record.missing["restored_A1"] = "restore_A1 was not accepted"
+            return
+        try:
+            final, waited = self.client.wait_for_backup(
+                self.record.ids["A1"], timeout=self.settings.effective_ready_timeout
+            )
+        except (httpx.HTTPError, TimeoutError) as error:
+            self.record.missing["restored_A1"] = f"{type(error).__name__}: {error}"
+            return
+        self.factory.ledger.wait_seconds += waited
+        self.record.steps["restored_A1"] = Exchange.from_httpx(final, "getBackup")

@@ -1,0 +1,167 @@
+"""Reset-chain semantics, asserted on the recorded scenario (see conformance/scenario.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.checks import conforms, fail, status_code_is
+from conformance.scenario import ScenarioRecord
+
+pytestmark = [pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
+
+
+def _increment(scenario: ScenarioRecord, label: str) -> object:
+    return scenario.data(f"ready_{label}").get("increment_id", scenario.data(f"create_{label}").get("increment_id"))
+
+
+@pytest.mark.req("RC-01")
+def test_reset_chain_owned_vm_accepted(scenario: ScenarioRecord, contract, evidence) -> None:
+    for step in ("reset_A_start", "reset_A"):
+        exchange = scenario.step(step)
+        evidence.attach(exchange)
+        status_code_is(exchange, 202, "RC-01")
+        conforms(contract, exchange, "RC-01")
+        if exchange.response_body.get("success") is not True:
+            raise fail("RC-01", exchange, "success is not true", f"202 body was {exchange.response_body}")
+
+
+@pytest.mark.req("RC-06")
+def test_reset_chain_keeps_earlier_points_listed(scenario: ScenarioRecord, evidence) -> None:
+    """1. list before the reset  2. list after it, after a second reset, and after new backups."""
+    before = scenario.listed("list_A_before_reset")
+    own = {scenario.ids[label] for label in ("A1", "A2") if label in scenario.ids}
+    if not own:
+        pytest.fail("the scenario created no backup before the reset")
+    evidence.attach(scenario.step("list_A_before_reset"))
+    for step in ("list_A_after_reset", "list_A_after_second_reset", "list_A_before_deletes"):
+        after = scenario.listed(step)
+        evidence.attach(scenario.step(step))
+        for backup_id in own:
+            if backup_id not in after:
+                raise fail(
+                    "RC-06",
+                    scenario.step(step),
+                    "restore point gone after reset",
+                    f"{backup_id} was listed before the reset and is missing from {step}",
+                )
+            for key in ("increment_id", "status"):
+                if after[backup_id].get(key) != before[backup_id].get(key):
+                    raise fail(
+                        "RC-06",
+                        scenario.step(step),
+                        f"restore point {key} changed by reset",
+                        f"{backup_id}: {key} was {before[backup_id].get(key)!r} before the reset, "
+                        f"{after[backup_id].get(key)!r} in {step}",
+                    )
+
+
+@pytest.mark.restores
+@pytest.mark.req("RC-07")
+def test_reset_chain_keeps_earlier_points_restorable(scenario: ScenarioRecord, contract, evidence) -> None:
+    exchange = scenario.step("restore_A1")
+    evidence.attach(exchange)
+    status_code_is(exchange, 202, "RC-07")
+    conforms(contract, exchange, "RC-07")
+    final = scenario.step("restored_A1")
+    evidence.attach(final)
+    if scenario.data("restored_A1").get("status") != "ready":
+        raise fail("RC-07", final, "restore did not complete", f"status after restore: {final.response_body}")
+
+
+@pytest.mark.req("RC-08")
+def test_reset_chain_next_backup_starts_new_series(scenario: ScenarioRecord, evidence) -> None:
+    evidence.attach(scenario.step("create_A3"), scenario.step("ready_A3"), scenario.step("ready_A4"))
+    if _increment(scenario, "A3") != 0:
+        raise fail(
+            "RC-08",
+            scenario.step("ready_A3"),
+            "first backup after reset is not a baseline",
+            f"increment_id {_increment(scenario, 'A3')!r}, expected 0",
+        )
+    if _increment(scenario, "A4") != 1:
+        raise fail(
+            "RC-08",
+            scenario.step("ready_A4"),
+            "second backup after reset is not increment 1",
+            f"increment_id {_increment(scenario, 'A4')!r}, expected 1",
+        )
+
+
+@pytest.mark.req("RC-08")
+def test_backup_series_numbering_before_reset(scenario: ScenarioRecord, evidence) -> None:
+    """The scenario's own series (after its opening reset) counts 0, 1 as well."""
+    evidence.attach(scenario.step("ready_A1"), scenario.step("ready_A2"))
+    got = [_increment(scenario, "A1"), _increment(scenario, "A2")]
+    if got != [0, 1]:
+        raise fail("RC-08", scenario.step("ready_A2"), "series does not count 0, 1", f"increment_ids {got}")
+
+
+@pytest.mark.requires_setting("second_vm_id")
+@pytest.mark.req("RC-09")
+def test_reset_chain_touches_only_named_vm(scenario: ScenarioRecord, evidence) -> None:
+    evidence.attach(scenario.step("ready_B1"), scenario.step("ready_B2"))
+    first, second = _increment(scenario, "B1"), _increment(scenario, "B2")
+    if not (isinstance(first, int) and second == first + 1):
+        raise fail(
+            "RC-09",
+            scenario.step("ready_B2"),
+            "reset of one VM restarted another VM's series",
+            f"second VM: increment_id {first!r} before the first VM's reset, {second!r} after it",
+        )
+    listed = scenario.listed("list_B_after")
+    for label in ("B1", "B2"):
+        if scenario.ids[label] not in listed:
+            raise fail(
+                "RC-09",
+                scenario.step("list_B_after"),
+                "other VM's point missing",
+                f"{scenario.ids[label]} ({label}) is not listed",
+            )
+
+
+@pytest.mark.req("RC-10")
+def test_reset_chain_twice_is_harmless(scenario: ScenarioRecord, contract, evidence) -> None:
+    exchange = scenario.step("reset_A_again")
+    evidence.attach(exchange, scenario.step("ready_A3"))
+    status_code_is(exchange, 202, "RC-10")
+    conforms(contract, exchange, "RC-10")
+    if _increment(scenario, "A3") != 0:
+        raise fail(
+            "RC-10",
+            scenario.step("ready_A3"),
+            "backup after two resets is not a baseline",
+            f"increment_id {_increment(scenario, 'A3')!r}, expected 0",
+        )
+    if scenario.listed("list_A_after_second_reset").keys() != scenario.listed("list_A_after_reset").keys():
+        raise fail(
+            "RC-10",
+            scenario.step("list_A_after_second_reset"),
+            "second reset changed the listing",
+            "the listing after the second reset differs from the one after the first",
+        )
+
+
+@pytest.mark.parametrize(
+    ("step", "requirement", "status"),
+    [
+        pytest.param("reset_A_no_project", "RC-03", 400, id="no-project", marks=pytest.mark.req("RC-03")),
+        pytest.param("reset_A_bad_project", "RC-04", 400, id="bad-project", marks=pytest.mark.req("RC-04")),
+        pytest.param("reset_A_no_key", "RC-13", 401, id="no-key", marks=pytest.mark.req("RC-13")),
+        pytest.param("reset_A_wrong_key", "RC-13", 401, id="wrong-key", marks=pytest.mark.req("RC-13")),
+    ],
+)
+def test_reset_chain_rejected_resets_nothing(
+    scenario: ScenarioRecord, contract, evidence, step, requirement, status
+) -> None:
+    """A rejected reset between A3 (increment 0) and A4 must leave A4 at increment 1."""
+    exchange = scenario.step(step)
+    evidence.attach(exchange, scenario.step("ready_A4"))
+    status_code_is(exchange, status, requirement)
+    conforms(contract, exchange, requirement)
+    if _increment(scenario, "A4") != 1:
+        raise fail(
+            requirement,
+            scenario.step("ready_A4"),
+            "rejected reset still reset the series",
+            f"the backup after the rejected reset has increment_id {_increment(scenario, 'A4')!r}, expected 1",
+        )

@@ -1,0 +1,113 @@
+"""Requests reset-chain must reject; each is checked to change nothing in the VM's listing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from conformance.checks import error_body, fail, status_code_is
+from conformance.client import RaffClient
+from conformance.exchange import Exchange
+from conformance.scenario import WRONG_KEY
+
+pytestmark = pytest.mark.xdist_group("vm-series")
+
+
+def _listing(client: RaffClient, vm_id: str, **overrides: object) -> tuple[Exchange, list[tuple]]:
+    response = client.list_backups(vm_id=vm_id, limit=1000, **overrides)
+    exchange = Exchange.from_httpx(response, "listBackups")
+    rows = [(b.get("id"), b.get("increment_id"), b.get("status")) for b in (response.json().get("data") or [])]
+    return exchange, sorted(rows, key=repr)
+
+
+def _unchanged(requirement: str, before: list[tuple], after_exchange: Exchange, after: list[tuple]) -> None:
+    __tracebackhide__ = True
+    if before != after:
+        raise fail(
+            requirement, after_exchange, "rejected reset changed the listing", f"before: {before}; after: {after}"
+        )
+
+
+@pytest.mark.req("RC-02")
+def test_reset_chain__unknown_vm(client: RaffClient, contract, evidence) -> None:
+    exchange = Exchange.from_httpx(client.reset_backup_chain(str(uuid.uuid4())), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 404, "RC-02")
+    error_body(contract, exchange, "RC-02")
+
+
+@pytest.mark.req("RC-03")
+def test_reset_chain__missing_project_header(client: RaffClient, settings, contract, evidence) -> None:
+    _, before = _listing(client, settings.vm_id)
+    exchange = Exchange.from_httpx(client.reset_backup_chain(settings.vm_id, project_id=None), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 400, "RC-03")
+    error_body(contract, exchange, "RC-03")
+    _unchanged("RC-03", before, *_listing(client, settings.vm_id))
+
+
+@pytest.mark.parametrize("project_id", ["not-a-uuid", "12345", "prj_01HXK5Q2J3P4N5R6T7V8W9Y0Z1", ""])
+@pytest.mark.req("RC-04")
+def test_reset_chain__project_header_not_uuid(client: RaffClient, settings, contract, evidence, project_id) -> None:
+    _, before = _listing(client, settings.vm_id)
+    response = client.reset_backup_chain(settings.vm_id, project_id=project_id)
+    exchange = Exchange.from_httpx(response, "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 400, "RC-04")
+    error_body(contract, exchange, "RC-04")
+    _unchanged("RC-04", before, *_listing(client, settings.vm_id))
+
+
+@pytest.mark.parametrize("vm_id", ["not-a-uuid", "123", "00000000-0000-0000-0000", "%20", "..%2f..%2fbackups"])
+@pytest.mark.req("RC-05")
+def test_reset_chain__path_id_not_uuid(client: RaffClient, contract, evidence, vm_id) -> None:
+    exchange = Exchange.from_httpx(client.reset_backup_chain(vm_id), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, (400, 404), "RC-05")
+    error_body(contract, exchange, "RC-05")
+
+
+@pytest.mark.requires_setting("other_project_vm_id")
+@pytest.mark.req("RC-11")
+def test_reset_chain__vm_of_other_project(client: RaffClient, settings, contract, evidence) -> None:
+    # The listing is unscoped (no X-Project-ID) because the VM lives in another project.
+    _, before = _listing(client, settings.other_project_vm_id, project_id=None)
+    exchange = Exchange.from_httpx(client.reset_backup_chain(settings.other_project_vm_id), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 404, "RC-11")
+    error_body(contract, exchange, "RC-11")
+    _unchanged("RC-11", before, *_listing(client, settings.other_project_vm_id, project_id=None))
+
+
+@pytest.mark.requires_setting("other_account_vm_id")
+@pytest.mark.req("RC-12")
+def test_reset_chain__vm_of_other_account(client: RaffClient, settings, contract, evidence) -> None:
+    exchange = Exchange.from_httpx(client.reset_backup_chain(settings.other_account_vm_id), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 404, "RC-12")
+    error_body(contract, exchange, "RC-12")
+    # Our key cannot list the other account's VM; what we can see must not have changed either.
+    listed = Exchange.from_httpx(client.list_backups(vm_id=settings.other_account_vm_id), "listBackups")
+    if listed.status == 200 and (listed.response_body or {}).get("data"):
+        raise fail(
+            "RC-12",
+            listed,
+            "other account's backups are visible",
+            "listing another account's VM returned its backups to this key",
+        )
+
+
+@pytest.mark.parametrize("api_key", [None, WRONG_KEY, ""], ids=["no-key", "wrong-key", "empty-key"])
+@pytest.mark.req("RC-13")
+def test_reset_chain__without_valid_key(
+    client_factory: Callable[..., RaffClient], client: RaffClient, settings, contract, evidence, api_key
+) -> None:
+    _, before = _listing(client, settings.vm_id)
+    stranger = client_factory(api_key=api_key)
+    exchange = Exchange.from_httpx(stranger.reset_backup_chain(settings.vm_id), "resetBackupChain")
+    evidence.attach(exchange)
+    status_code_is(exchange, 401, "RC-13")
+    error_body(contract, exchange, "RC-13")
+    _unchanged("RC-13", before, *_listing(client, settings.vm_id))

@@ -30,6 +30,8 @@ class Finding:
     message: str
     severity: str = "high"
     exchanges: list[Exchange] = field(default_factory=list)
+    confirmed: bool | None = None  # live targets: did a replay of the request show the same answer?
+    replay: dict[str, Any] | None = None
 
 
 class ConformanceFailure(AssertionError):

@@ -68,7 +68,8 @@ def _sweep(args: argparse.Namespace) -> int:
                 continue
             answer = client.delete_backup(backup["id"])
             gone = answer.status_code == 200 and client.show_backup(backup["id"]).status_code == 404
-            print(f"{'deleted' if gone else f'NOT deleted ({answer.status_code})'} {label}")
+            why = "a newer restore point depends on it" if answer.status_code == 409 else f"{answer.status_code}"
+            print(f"{'deleted' if gone else f'NOT deleted ({why})'} {label}")
         if not doomed:
             print(f"no backups named {args.prefix}*")
     return 0

@@ -57,6 +57,8 @@ class Exchange:
     response_body: Any = None
     elapsed_s: float = 0.0
     error: str | None = None  # a transport error instead of a response
+    # The request as sent (real key included) for a one-off replay; never serialized.
+    raw_request: httpx.Request | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_httpx(cls, response: httpx.Response, operation_id: str | None) -> Exchange:
@@ -75,6 +77,7 @@ class Exchange:
             response_headers=clean_headers(response.headers),
             response_body=_body(response.content, response.headers.get("content-type", "")),
             elapsed_s=round(elapsed, 4),
+            raw_request=request,
         )
 
     @classmethod
@@ -87,6 +90,7 @@ class Exchange:
             request_body=_body(request.content, request.headers.get("content-type", "")),
             status=None,
             error=f"{type(error).__name__}: {error}",
+            raw_request=request,
         )
 
     @property

@@ -206,6 +206,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         ]
     if problems:
         raise pytest.UsageError("raff-conformance: " + "; ".join(problems))
+    selected = {req_id for item in items if _is_conformance_item(item) for req_id in requirement_ids(item)}
+    if selected:
+        uncovered = sorted(set(state.contract.requirements) - selected)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if uncovered and reporter is not None:
+            reporter.write_line(f"raff-conformance: requirements no selected test covers: {', '.join(uncovered)}")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -277,12 +283,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _exit_status(results: dict[str, Any], exitstatus: int) -> int:
     verdicts = Counter(req["verdict"] for req in results["requirements"])
     if exitstatus == pytest.ExitCode.TESTS_FAILED:
-        unknown = [f for f in results["findings"] if f["classification"] == "violation" and not f.get("known")]
+        # Known (baseline) findings and violations a live replay did not reproduce do not fail the run.
+        def excused(finding: dict[str, Any]) -> bool:
+            return bool(finding.get("known")) or finding.get("confirmed") is False
+
         failed_tests = [t for t in results["tests"] if t["outcome"] in ("failed", "error")]
-        all_known = all(
-            t["findings"] and all(_finding(results, fid).get("known") for fid in t["findings"]) for t in failed_tests
-        )
-        if not unknown and all_known:
+        if failed_tests and all(
+            t["findings"]
+            and all(
+                excused(_finding(results, fid))
+                for fid in t["findings"]
+                if _finding(results, fid)["classification"] == "violation"
+            )
+            for t in failed_tests
+        ):
             return pytest.ExitCode.OK
     if results["run"]["strict_spec"] and verdicts.get("spec_gap"):
         return pytest.ExitCode.TESTS_FAILED
@@ -397,7 +411,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if record is None:
         return report
     if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
-        record.findings.append(call.excinfo.value.finding)
+        finding = call.excinfo.value.finding
+        if not state.settings.is_mock:
+            finding.confirmed = replay_confirms(finding)
+        record.findings.append(finding)
     if (
         report.when == "call"
         or (report.when == "setup" and not report.passed)
@@ -405,6 +422,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.user_properties.append((RECORD_KEY, json.dumps(_serialize(state, record, report))))
     return report
+
+
+def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
+    """Send the finding's last request once more: does the server answer the same way?
+
+    Only requests that cannot have changed anything are replayed: a GET, or a request the
+    server refused (4xx). Anything else returns None (not replayed).
+    """
+    exchange = finding.exchanges[-1] if finding.exchanges else None
+    request = exchange.raw_request if exchange else None
+    if exchange is None or request is None:
+        return None
+    if request.method != "GET" and not (exchange.status and 400 <= exchange.status < 500):
+        return None
+    try:
+        with httpx.Client(timeout=timeout) as replayer:
+            again = replayer.send(request)
+    except httpx.HTTPError:
+        return exchange.status is None  # the transport failed again, or did not this time
+    return again.status_code == exchange.status
 
 
 def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) -> dict[str, Any]:
@@ -453,7 +490,8 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "severity": finding.severity,
         "exchanges": [e.to_dict() for e in finding.exchanges],
-        "replay": getattr(finding, "replay", None),
+        "replay": finding.replay,
+        "confirmed": finding.confirmed,
     }
 
 

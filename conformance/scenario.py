@@ -142,6 +142,7 @@ class ScenarioRunner:
         if self._needs("delete_chain_A2", "A1", "A2"):
             self._do("delete_chain_A2", lambda: c.delete_backup_chain(self.record.ids["A2"]), "deleteBackupChain")
             self._do("list_A_after_chain_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+            self._do("show_A1_after_chain_delete", lambda: c.show_backup(self.record.ids["A1"]), "getBackup")
             if b:
                 self._do("list_B_after_chain_delete", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
         return self.record

@@ -21,6 +21,10 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, contract, e
     after = scenario.listed("list_A_after_chain_delete")
     evidence.attach(scenario.step("list_A_after_chain_delete"))
     removed = {scenario.ids["A1"], scenario.ids["A2"]}
+    gone = scenario.step("show_A1_after_chain_delete")
+    evidence.attach(gone)
+    status_code_is(gone, 404, "RC-15")
+    conforms(contract, gone, "RC-15")
     if removed & after.keys():
         raise fail(
             "RC-15",

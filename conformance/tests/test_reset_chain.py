@@ -36,6 +36,10 @@ def test_reset_chain_keeps_earlier_points_listed(scenario: ScenarioRecord, evide
     for step in ("list_A_after_reset", "list_A_after_second_reset", "list_A_before_deletes"):
         after = scenario.listed(step)
         evidence.attach(scenario.step(step))
+        total = scenario.step(step).response_body.get("total")
+        if total != len(after):
+            raise fail("RC-06", scenario.step(step), "listing total disagrees with its items",
+                       f"{step}: total {total!r} but {len(after)} backups listed for the VM (limit 1000)")
         for backup_id in own:
             if backup_id not in after:
                 raise fail(

@@ -1,0 +1,151 @@
+"""The Schemathesis checks the suite runs, and how their failures become the suite's ``Finding``s.
+
+Schemathesis raises a ``FailureGroup`` of ``Failure`` objects (each with a stable ``ST…`` code);
+the report speaks in requirements. ``findings_from_failures`` maps one onto the other:
+
+- ``ignored_auth`` (a request without or with a wrong key was accepted) breaks RC-13;
+- on resetBackupChain, a 5xx or any failure of a request whose path id is not a UUID breaks RC-05;
+- everything else is a response that does not match the merged contract: RC-14.
+
+Answers that only the overlay allows are *spec gaps*, not failures: the plugin derives them
+from the exchanges it observes, so nothing here classifies them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from schemathesis.checks import CHECKS, CheckFunction, load_all_checks
+from schemathesis.core.failures import Failure, FailureGroup
+
+from conformance.checks import Finding
+from conformance.exchange import Exchange
+
+# The built-in checks the suite runs (results.py lists them in results.json). Left out on purpose:
+# unsupported_method and allow_header_conformance (405/Allow for undeclared methods is HTTP hygiene,
+# not something the Raff contract promises; a gateway in front of the live API may answer 404/403),
+# object_level_authorization (needs a second identity in Schemathesis' WFC format) and
+# max_response_time (the contract sets no latency limit).
+CHECK_NAMES: tuple[str, ...] = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "ignored_auth",
+    "use_after_free",
+    "ensure_resource_availability",
+)
+DISABLED_CHECK_NAMES: tuple[str, ...] = (
+    "unsupported_method",
+    "allow_header_conformance",
+    "object_level_authorization",
+    "max_response_time",
+)
+
+DEFAULT_REQUIREMENT = "RC-14"
+AUTH_REQUIREMENT = "RC-13"
+RESET_PATH_REQUIREMENT = "RC-05"
+RESET_OPERATION = "resetBackupChain"
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass
+class FuzzFinding(Finding):
+    """A finding of generated traffic: the suite's ``Finding`` plus what replays it."""
+
+    replay: dict[str, Any] | None = None
+
+
+def check_functions(names: Sequence[str] = CHECK_NAMES) -> list[CheckFunction]:
+    """The registered Schemathesis check functions with these names, in order."""
+    load_all_checks()
+    return [CHECKS.get_one(name) for name in names]  # type: ignore[misc]
+
+
+def checks_config() -> dict[str, Any]:
+    """The ``[checks]`` table: the suite's checks on, every other built-in off.
+
+    Switching the others off in the config (not only by passing ``checks=``) also covers the
+    state machine, which validates with the configured set.
+    """
+    config: dict[str, Any] = {name: {"enabled": True} for name in CHECK_NAMES}
+    config.update({name: {"enabled": False} for name in DISABLED_CHECK_NAMES})
+    return config
+
+
+def check_name(failure: Failure, reported: Mapping[int, str] | None = None) -> str:
+    """The check that raised ``failure``: as recorded by the after_validate hook, else its class's first."""
+    if reported and id(failure) in reported:
+        return reported[id(failure)]
+    return type(failure).checks[0] if type(failure).checks else type(failure).__name__
+
+
+def requirement_for(failure: Failure, check: str, operation_id: str | None, path_parameters: Mapping[str, Any]) -> str:
+    """The requirement a Schemathesis failure breaks (see the module docstring)."""
+    if check == "ignored_auth":
+        return AUTH_REQUIREMENT
+    if operation_id == RESET_OPERATION:
+        status = getattr(failure, "status_code", None)
+        if check == "not_a_server_error" or (isinstance(status, int) and status >= 500):
+            return RESET_PATH_REQUIREMENT
+        if not _is_uuid(path_parameters.get("id")):
+            return RESET_PATH_REQUIREMENT
+    return DEFAULT_REQUIREMENT
+
+
+def failures_of(error: BaseException) -> list[Failure]:
+    """Every Schemathesis ``Failure`` inside an exception (a FailureGroup, nested groups, or one failure)."""
+    if isinstance(error, Failure):
+        return [error]
+    if isinstance(error, BaseExceptionGroup):
+        return [failure for inner in error.exceptions for failure in failures_of(inner)]
+    return []
+
+
+def findings_from_failures(
+    error: FailureGroup | BaseException,
+    *,
+    operation_id: str | None,
+    path_parameters: Mapping[str, Any],
+    exchanges: Iterable[Exchange],
+    reported: Mapping[int, str] | None = None,
+    replay: dict[str, Any] | None = None,
+) -> list[FuzzFinding]:
+    """One violation per Schemathesis failure, with the exchanges of the case that raised it."""
+    evidence = list(exchanges)
+    findings = []
+    for failure in failures_of(error):
+        check = check_name(failure, reported)
+        findings.append(
+            FuzzFinding(
+                classification="violation",
+                requirement=requirement_for(failure, check, operation_id, path_parameters),
+                operation=operation_id,
+                check=check,
+                # The title stays free of generated values: it is part of the finding's identity
+                # across runs (report.model.finding_key), which baselines and --compare rely on.
+                title=failure.title,
+                message=f"[{type(failure).code}] {failure.message}".strip(),
+                severity=str(failure.severity.value),
+                exchanges=evidence,
+                replay=replay,
+            )
+        )
+    return findings
+
+
+def failure_key(failure: Failure) -> tuple[str, str | None, str]:
+    """Schemathesis' own identity of a failure: one per operation and failure class (and status)."""
+    return (type(failure).__name__, failure.operation, failure._unique_key)
+
+
+def _is_uuid(value: Any) -> bool:
+    """The canonical 8-4-4-4-12 form only: ``uuid.UUID`` also takes braces, URNs and bare hex."""
+    return isinstance(value, str) and UUID_PATTERN.fullmatch(value) is not None

@@ -1,0 +1,57 @@
+"""The proof that every check can fail: the suite against the mock with each planted defect.
+
+One row per defect of the bundled mock; each row runs the requirement tests (the scenario
+and the negative tests, not the generated traffic, which has its own proof) and expects the
+run to fail and the report to name the defect's requirement as violated.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.mock import DEFECTS
+
+ROOT = Path(__file__).resolve().parents[1]
+SEMANTIC_TESTS = [
+    "conformance/tests/test_reset_chain.py",
+    "conformance/tests/test_reset_chain_negative.py",
+    "conformance/tests/test_backups.py",
+]
+
+
+def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    report_dir = tmp_path / "reports"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", *SEMANTIC_TESTS, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "--report-dir", str(report_dir), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    results_path = report_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    return completed.returncode, results, completed.stdout + completed.stderr
+
+
+def verdicts(results: dict) -> dict[str, str]:
+    return {req["id"]: req["verdict"] for req in results.get("requirements", [])}
+
+
+def test_suite_passes_on_clean_mock(tmp_path: Path) -> None:
+    code, results, output = run_suite(tmp_path)
+    assert code == 0, output[-3000:]
+    assert "violation" not in verdicts(results).values()
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_suite_catches_planted_defect(tmp_path: Path, defect: str) -> None:
+    code, results, output = run_suite(tmp_path, "--mock-defect", defect)
+    requirement = DEFECTS[defect].requirement
+    assert code == 1, f"{defect}: the suite passed\n{output[-3000:]}"
+    assert verdicts(results).get(requirement) == "violation", (
+        f"{defect} breaks {requirement}, but the report says {verdicts(results).get(requirement)}\n{output[-2000:]}"
+    )

@@ -1,0 +1,80 @@
+"""The plugin's promises about bad input: one clear line and no test run, never a hundred failures."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VM = "2b1f8a4e-6f0d-4d3e-9a51-0c9d7b6e5a41"
+PROJECT = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+CANARY = "raff_pub_CANARY_plugin_0123456789abcdef"
+
+
+def run_pytest(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain_negative.py", "-p", "no:cacheprovider",
+         "--report-dir", str(tmp_path / "reports"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"RAFF_BASE_URL": "http://127.0.0.1:9", "RAFF_PROJECT_ID": PROJECT, "RAFF_VM_ID": VM}, "RAFF_API_KEY"),
+        ({"RAFF_VM_ID": "vm-1"}, "RAFF_VM_ID"),
+        ({"RAFF_RATE_LIMIT": "100"}, "RAFF_RATE_LIMIT"),
+        ({"RAFF_BASE_URL": "localhost:8080", "RAFF_API_KEY": CANARY, "RAFF_PROJECT_ID": PROJECT, "RAFF_VM_ID": VM},
+         "RAFF_BASE_URL"),
+    ],
+    ids=["key-missing", "id-not-uuid", "rate-too-high", "url-without-scheme"],
+)
+def test_plugin__wrong_settings_stop_before_any_test(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    completed = run_pytest(tmp_path, env)
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR, completed.stdout + completed.stderr
+    error_lines = [line for line in completed.stderr.splitlines() if "raff-conformance" in line]
+    assert len(error_lines) == 1 and named in error_lines[0], completed.stderr
+    assert "passed" not in completed.stdout and "failed" not in completed.stdout
+    assert CANARY not in completed.stdout + completed.stderr
+
+
+def test_plugin__unreachable_server_is_one_error(tmp_path: Path) -> None:
+    env = {"RAFF_BASE_URL": f"http://127.0.0.1:{free_port()}", "RAFF_API_KEY": CANARY,
+           "RAFF_PROJECT_ID": PROJECT, "RAFF_VM_ID": VM}
+    completed = run_pytest(tmp_path, env)
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "cannot be reached" in completed.stderr
+    assert completed.stderr.count("raff-conformance") == 1
+    assert CANARY not in completed.stdout + completed.stderr
+
+
+def test_plugin__header_shows_target_with_key_redacted(tmp_path: Path) -> None:
+    completed = run_pytest(tmp_path, {"RAFF_API_KEY": CANARY}, "--collect-only", "-q")
+    # With no base URL the key setting is unused, and still never printed.
+    assert CANARY not in completed.stdout + completed.stderr
+
+
+def test_plugin__unknown_requirement_id_fails_collection(tmp_path: Path) -> None:
+    test_file = ROOT / "conformance" / "tests" / "test_zz_selftest_unknown_req.py"
+    test_file.write_text("import pytest\n\n@pytest.mark.req('RC-99')\ndef test_x():\n    pass\n")
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest", str(test_file), "-p", "no:cacheprovider"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+    finally:
+        test_file.unlink()
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "unknown requirement ID RC-99" in completed.stderr

@@ -72,6 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start the bundled mock with this fault mode (repeatable; self-tests)",
     )
     group.addoption(
+        "--req",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only the tests of this requirement (repeatable, e.g. --req RC-06)",
+    )
+    group.addoption(
         "--compare",
         default=None,
         metavar="RESULTS_JSON",
@@ -204,8 +211,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             for req_id in ids
             if req_id not in state.contract.requirements
         ]
+    wanted = set(config.getoption("req"))
+    unknown_wanted = wanted - set(state.contract.requirements)
+    problems += [f"--req {req_id}: not in specs/requirements.yaml" for req_id in sorted(unknown_wanted)]
     if problems:
         raise pytest.UsageError("raff-conformance: " + "; ".join(problems))
+    if wanted:
+        keep = [item for item in items if not _is_conformance_item(item) or wanted & set(requirement_ids(item))]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
     selected = {req_id for item in items if _is_conformance_item(item) for req_id in requirement_ids(item)}
     if selected:
         uncovered = sorted(set(state.contract.requirements) - selected)
@@ -308,7 +322,7 @@ def _finding(results: dict[str, Any], finding_id: str) -> dict[str, Any]:
 
 
 def _print_summary(reporter: Any, results: dict[str, Any], out_dir: Path) -> None:
-    reporter.ensure_newline()
+    reporter.write_line("")
     reporter.write_sep("=", "raff-conformance: requirements")
     for req in results["requirements"]:
         line = f"{req['id']:6} {req['verdict']:12} {req['statement']}"

@@ -106,7 +106,7 @@ def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, A
             finding = {
                 "id": f"F{len(findings) + 1}",
                 "classification": "violation",
-                "requirement": test["requirements"][0] if test["requirements"] else None,
+                "requirement": test["requirements"][0] if len(test["requirements"]) == 1 else None,
                 "operation": None,
                 "check": "test_error" if test["outcome"] == "error" else "assertion",
                 "title": "test " + ("could not run" if test["outcome"] == "error" else "failed"),
@@ -141,14 +141,14 @@ def _requirements(
     for requirement in contract.requirements.values():
         own = [t for t in tests if requirement.id in t["requirements"]]
         own_ids = {t["nodeid"] for t in own}
-        own_findings = [f for f in findings if f["test"] in own_ids]
+        # A shared test (e.g. a fuzz test marked with several IDs) fails only the requirement its
+        # finding names; a finding that names none counts against every requirement of the test.
+        own_findings = [f for f in findings if f["test"] in own_ids and f["requirement"] in (None, requirement.id)]
         reason = None
         sample = None
         if not own:
             verdict = "not_covered"
-        elif any(f["classification"] == "violation" for f in own_findings) or any(
-            t["outcome"] in ("failed", "error") for t in own
-        ):
+        elif any(f["classification"] == "violation" for f in own_findings):
             verdict = "violation"
         elif all(t["outcome"] == "skipped" for t in own):
             verdict = "skipped"

@@ -1,0 +1,73 @@
+"""Secret scrubbing applied to everything before any report file is written.
+
+Evidence is copied from live traffic, so a key can hide anywhere: a header, a curl command,
+an error body that echoes it, an assertion message. Redaction therefore walks the whole
+structure and rewrites strings too, not just the header dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from conformance.report.model import REDACTED
+
+# Header (and field) names whose value is a credential wherever they appear as a dict key.
+SECRET_NAMES = frozenset(
+    {"x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie", "api_key", "api-key", "apikey"}
+)
+
+_NOT_ALREADY = r"(?!\[REDACTED\])"
+# A shell variable ("X-API-Key: $RAFF_API_KEY" in our curl commands) is a placeholder, not a
+# secret; rewriting it would break the reproduce command for nothing.
+_NOT_VARIABLE = r"(?!\$)"
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # "X-API-Key: v", "'Authorization': 'Bearer v'", "x-api-key=v" in curl strings, reprs, messages.
+    re.compile(
+        r"(?i)(\b(?:x-api-key|proxy-authorization|authorization)[\"']?\s*[:=]\s*[\"']?)"
+        + _NOT_ALREADY
+        + _NOT_VARIABLE
+        + r"((?:(?:bearer|basic|token|digest)\s+)?[^\s\"'`,;}\]\\]+)"
+    ),
+    # Cookies hold "a=b; c=d", so the value runs to the end of the quoted string or line.
+    re.compile(r"(?i)(\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)" + _NOT_ALREADY + _NOT_VARIABLE + r"([^\"'\r\n\\]+)"),
+    # Keys passed in a query string.
+    re.compile(r"(?i)([?&](?:api[_-]?key|access_token|token)=)" + _NOT_ALREADY + r"([^&#\s\"']+)"),
+)
+# Raff keys look like raff_pub_… (raff-go's docs). Scrubbing the shape too means a key the
+# caller forgot to pass in ``secrets`` still does not reach a report.
+_RAFF_KEY = re.compile(r"\braff_[a-z]{2,8}_[A-Za-z0-9]{8,}")
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret value and credential-looking header value replaced."""
+    # Longest first, so a secret that contains another is replaced whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return _RAFF_KEY.sub(REDACTED, text)
+
+
+def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy of ``obj`` (JSON-like: dicts, lists, strings, scalars) with secrets replaced."""
+    secret_list = tuple(secrets)
+    return _redact(obj, secret_list)
+
+
+def _redact(obj: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(obj, str):
+        return redact_text(obj, secrets)
+    if isinstance(obj, dict):
+        out: dict[Any, Any] = {}
+        for key, value in obj.items():
+            new_key = redact_text(key, secrets) if isinstance(key, str) else key
+            if isinstance(key, str) and key.lower() in SECRET_NAMES and value is not None:
+                out[new_key] = [REDACTED for _ in value] if isinstance(value, list) else REDACTED
+            else:
+                out[new_key] = _redact(value, secrets)
+        return out
+    if isinstance(obj, list | tuple):
+        return [_redact(item, secrets) for item in obj]
+    return obj

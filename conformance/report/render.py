@@ -1,0 +1,329 @@
+"""results.json -> report.html, junit.xml and the redacted results.json itself.
+
+The HTML comes from ``templates/report.html.j2``; this module only prepares a view of the
+data (counts, groupings, sort keys) so that the template stays declarative and no markup is
+written in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from conformance.report.junit import render_junit
+from conformance.report.model import VERDICTS, classify_test, finding_key, validate_results
+from conformance.report.redact import redact
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+VERDICT_LABELS = {
+    "pass": "pass",
+    "violation": "violation",
+    "spec_gap": "spec gap",
+    "skipped": "skipped",
+    "not_covered": "not covered",
+    "known": "known issue",
+}
+# Sort order of the matrix's verdict column: what needs a reviewer first.
+VERDICT_RANK = {"violation": 0, "known": 1, "spec_gap": 2, "not_covered": 3, "skipped": 4, "pass": 5}
+PHASE_ORDER = ("examples", "coverage", "fuzzing", "stateful")
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+_URL = re.compile(r"(https?://[^\s;,)]+)")
+
+
+def render_html(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
+    """The self-contained HTML report for ``results`` (redacted before rendering)."""
+    clean = redact(dict(results), secrets)
+    template = _environment().get_template("report.html.j2")
+    return template.render(r=clean, v=build_view(clean))
+
+
+def write_reports(results: Mapping[str, Any], out_dir: Path, secrets: Iterable[str] = ()) -> dict[str, Path]:
+    """Write results.json, report.html and junit.xml into ``out_dir``; returns their paths by kind."""
+    secrets = tuple(secrets)
+    clean = redact(dict(results), secrets)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "results.json",
+        "html": out_dir / "report.html",
+        "junit": out_dir / "junit.xml",
+    }
+    paths["json"].write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["html"].write_text(render_html(clean, secrets), encoding="utf-8")
+    paths["junit"].write_text(render_junit(clean, secrets), encoding="utf-8")
+    return paths
+
+
+# --- Jinja environment and filters (text in, text out: escaping stays with Jinja) ---
+
+
+@functools.cache  # compiling the template is most of a render's cost; the environment holds no run state
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field fails the render instead of vanishing
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pretty=pretty_body,
+        duration=format_duration,
+        short_hash=lambda value: (value or "")[:12],
+        url_parts=url_parts,
+        safe_url=safe_url,
+        test_name=test_name,
+        url_path=url_path,
+        doc_label=doc_label,
+    )
+    return env
+
+
+def pretty_body(body: Any) -> str:
+    """A body as indented JSON when it is JSON (even JSON inside a string), else as given."""
+    if body is None:
+        return ""
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(parsed, dict | list):
+            return body
+        body = parsed
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def url_parts(text: str) -> list[tuple[str, bool]]:
+    """``text`` split into (piece, is_url) so the template can link the URLs inside prose."""
+    return [(part, bool(_URL.fullmatch(part))) for part in _URL.split(text or "") if part]
+
+
+def safe_url(value: str | None) -> str | None:
+    """The URL if it is an http(s) link, else None: data never becomes a javascript: link."""
+    return value if value and re.match(r"https?://", value) else None
+
+
+def test_name(nodeid: str) -> str:
+    return nodeid.rsplit("::", 1)[-1]
+
+
+def url_path(url: str) -> str:
+    """The path and query of a URL: the host is in the header once, not on every line."""
+    return re.sub(r"^[a-z]+://[^/]+", "", url) or url
+
+
+def doc_label(url: str) -> str:
+    """A short name for a docs link: the page's last path segment ("reset-backup-chain")."""
+    path = re.sub(r"^[a-z]+://[^/]+", "", url).split("#")[0].rstrip("/")
+    return path.rsplit("/", 1)[-1] or "docs"
+
+
+# --- the view: everything the template shows that is not a field of results.json ---
+
+
+def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
+    problems = validate_results(results)
+    findings: list[dict[str, Any]] = list(results.get("findings") or [])
+    tests: list[dict[str, Any]] = list(results.get("tests") or [])
+    requirements: list[dict[str, Any]] = list(results.get("requirements") or [])
+    strict = bool((results.get("run") or {}).get("strict_spec"))
+    findings_by_id = {f["id"]: f for f in findings}
+    tests_by_id = {t["nodeid"]: t for t in tests}
+    counts_as = {t["nodeid"]: classify_test(t, findings_by_id, strict) for t in tests}
+
+    req_ids = {r["id"] for r in requirements}
+    rows = []
+    for req in requirements:
+        req_findings = sorted(
+            (f for f in findings if f.get("requirement") == req["id"]),
+            key=lambda f: (f["classification"] != "violation", bool(f.get("known")), _finding_order(f)),
+        )
+        rows.append(
+            {
+                "req": req,
+                "label": VERDICT_LABELS.get(req["verdict"], req["verdict"]),
+                "rank": VERDICT_RANK.get(req["verdict"], 9),
+                "order": _id_order(req["id"]),
+                "findings": req_findings,
+                "tests": [
+                    _test_row(tests_by_id[n], counts_as, _status_for(tests_by_id[n], req["id"], findings_by_id, strict))
+                    for n in req["tests"]
+                    if n in tests_by_id
+                ],
+            }
+        )
+    orphans = [f for f in findings if f.get("requirement") not in req_ids]
+
+    open_violations = [f for f in findings if f["classification"] == "violation" and not f.get("known")]
+    known = [f for f in findings if f.get("known")]
+    gaps = [f for f in findings if f["classification"] == "spec_gap"]
+    verdicts = Counter(r["verdict"] for r in requirements)
+    outcomes = Counter(t["outcome"] for t in tests)
+    failing_tests = [t for t in tests if counts_as[t["nodeid"]] in ("failure", "error")]
+
+    return {
+        "problems": problems,
+        "banner": _banner(tests, open_violations, failing_tests, gaps, verdicts, strict),
+        "verdict_counts": [(v, VERDICT_LABELS[v], verdicts.get(v, 0)) for v in _verdict_display_order()],
+        "outcome_parts": [f"{outcomes[o]} {o}" for o in ("passed", "failed", "error", "skipped") if outcomes.get(o)],
+        "attention": sorted(open_violations, key=_finding_order),
+        "unexplained": [t for t in failing_tests if not any(fid in findings_by_id for fid in t["findings"])],
+        "known_findings": known,
+        "gap_findings": gaps,
+        "rows": rows,
+        "orphans": orphans,
+        "operations": sorted({op for r in requirements for op in r.get("operations", [])}),
+        "kinds": sorted({r.get("kind", "") for r in requirements}),
+        "verdicts_present": [v for v in _verdict_display_order() if verdicts.get(v)],
+        "tests": [_test_row(t, counts_as) for t in tests],
+        "coverage": _coverage(results.get("coverage") or {}),
+        "fuzz": _fuzz(results.get("property_based") or {}),
+        "comparison": _comparison(results.get("comparison"), findings),
+        "key_of": {f["id"]: finding_key(f) for f in findings},
+    }
+
+
+def _verdict_display_order() -> list[str]:
+    return sorted(VERDICTS, key=lambda v: VERDICT_RANK.get(v, 9))
+
+
+def _id_order(identifier: str) -> str:
+    # "RC-2" and "RC-10" sort numerically: zero-pad the digits.
+    return re.sub(r"\d+", lambda m: m.group(0).zfill(6), identifier)
+
+
+def _finding_order(finding: Mapping[str, Any]) -> tuple[int, str]:
+    return (SEVERITY_RANK.get(finding.get("severity", "low"), 9), _id_order(finding["id"]))
+
+
+def _test_row(
+    test: Mapping[str, Any], counts_as: Mapping[str, str], for_requirement: tuple[str, str | None] | None = None
+) -> dict[str, Any]:
+    status, note = for_requirement or (counts_as[test["nodeid"]], None)
+    module, _, name = test["nodeid"].rpartition("::")
+    return {"test": test, "name": name or module, "module": module, "counts_as": status, "note": note}
+
+
+def _status_for(
+    test: Mapping[str, Any], requirement_id: str, findings_by_id: Mapping[str, Mapping[str, Any]], strict: bool
+) -> tuple[str, str | None]:
+    """How a test counts for one requirement, and why when that differs from the test's outcome.
+
+    A fuzz test covers several requirements; its failure on RC-04 must not paint RC-05's
+    row red, or a reviewer reads a pass next to a failed test and trusts neither.
+    """
+    overall = classify_test(test, findings_by_id, strict)
+    relevant = [findings_by_id[fid] for fid in test["findings"] if fid in findings_by_id]
+    if overall not in ("failure", "known") or not relevant:
+        return overall, None  # an unexplained failure counts against every requirement of the test
+    mine = [f for f in relevant if f.get("requirement") in (requirement_id, None)]
+    others = [f for f in relevant if f not in mine]
+    note = "failed on " + ", ".join(f"{f.get('requirement')} ({f['id']})" for f in others) if others else None
+    if any(f["classification"] == "violation" and not f.get("known") for f in mine):
+        return "failure", None
+    if strict and any(f["classification"] == "spec_gap" for f in mine):
+        return "failure", None
+    if any(f.get("known") for f in mine):
+        return "known", note
+    return "ok", note
+
+
+def _banner(
+    tests: list[dict[str, Any]],
+    open_violations: list[dict[str, Any]],
+    failing_tests: list[dict[str, Any]],
+    gaps: list[dict[str, Any]],
+    verdicts: Counter[str],
+    strict: bool,
+) -> dict[str, str]:
+    if not tests:
+        # An empty run proves nothing; calling it PASS would be the "green run" trap.
+        return {
+            "status": "empty",
+            "label": "NO TESTS RAN",
+            "detail": "Nothing was tested, so no requirement was checked.",
+        }
+    has_gaps = bool(gaps) or verdicts.get("spec_gap", 0) > 0
+    if open_violations or failing_tests or verdicts.get("violation", 0):
+        detail = "The API does not meet at least one requirement."
+        if strict and has_gaps and not open_violations:
+            detail = "Spec gaps fail this run (--strict-spec)."
+        return {"status": "fail", "label": "FAIL", "detail": detail}
+    if has_gaps:
+        return {
+            "status": "gaps",
+            "label": "PASS with spec gaps",
+            "detail": "The API meets the requirements, but some answers are allowed only by the overlay, "
+            "not by the published spec.",
+        }
+    return {"status": "pass", "label": "PASS", "detail": "Every covered requirement is met."}
+
+
+def _coverage(coverage: Mapping[str, Any]) -> dict[str, Any]:
+    operations = coverage.get("operations") or []
+    statuses = sorted(
+        {s for op in operations for s in (*op["documented"], *op["observed"], *op["undocumented_observed"])},
+        key=lambda s: (not s.isdigit(), s),
+    )
+    rows = []
+    for op in operations:
+        cells = []
+        for status in statuses:
+            origin = op["documented"].get(status)
+            count = op["observed"].get(status, 0)
+            if origin:
+                state = "hit" if count else "never"
+            elif count or status in op["undocumented_observed"]:
+                state = "undocumented"
+            else:
+                state = "none"
+            cells.append({"status": status, "origin": origin, "count": count, "state": state})
+        documented = len(op["documented"])
+        hit = sum(1 for s in op["documented"] if op["observed"].get(s))
+        rows.append({"op": op, "cells": cells, "documented": documented, "hit": hit})
+    return {"statuses": statuses, "rows": rows, "gaps": coverage.get("spec_gaps_relied_on") or []}
+
+
+def _fuzz(property_based: Mapping[str, Any]) -> dict[str, Any]:
+    operations = property_based.get("operations") or {}
+    # Schemathesis' own phase order, so the columns read in the order the phases ran.
+    phases = sorted(
+        {p for stats in operations.values() for p in stats.get("phases", {})},
+        key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else len(PHASE_ORDER), p),
+    )
+    return {
+        "phases": phases,
+        "operations": sorted(operations.items()),
+        "total": sum(stats.get("cases", 0) for stats in operations.values()),
+        "checks": property_based.get("checks") or [],
+    }
+
+
+def _comparison(comparison: Mapping[str, Any] | None, findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not comparison:
+        return None
+    ids_by_key: dict[str, list[str]] = {}
+    for finding in findings:
+        ids_by_key.setdefault(finding_key(finding), []).append(finding["id"])
+
+    def entries(keys: list[str]) -> list[dict[str, Any]]:
+        return [{"key": key, "parts": key.split("|", 3), "ids": ids_by_key.get(key, [])} for key in keys]
+
+    return {name: entries(comparison.get(name) or []) for name in ("new", "fixed", "unchanged")}

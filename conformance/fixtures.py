@@ -93,8 +93,9 @@ class BackupFactory:
 
     def create(self, vm_id: str, *, wait: bool = True, name: str | None = None) -> tuple[Exchange, Exchange | None]:
         """Create a backup of ``vm_id``; return the create exchange and (if waited) the final getBackup."""
-        if self.ledger.backups_created >= self.settings.max_backups:
-            pytest.fail(f"the run would create more than RAFF_MAX_BACKUPS={self.settings.max_backups} backups")
+        budget = self.settings.backup_budget
+        if budget is not None and self.ledger.backups_created >= budget:
+            pytest.fail(f"the run would create more than RAFF_MAX_BACKUPS={budget} backups")
         name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
         response = self.client.create_backup(vm_id, name=name)
         backup_id = _data_id(response)

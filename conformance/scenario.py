@@ -4,18 +4,19 @@ A real backup takes minutes and costs money, so the requirement tests do not eac
 their own. The scenario runs once per session, on the VM and on a second VM when one is set:
 
     reset A, reset B -> create A1, A2 (series 1) and B1 -> reset A -> reset A again
-    -> create A3 -> rejected resets of A (no project, bad project, no key, wrong key)
-    -> create A4 -> create B2 -> restore A1 -> delete A3 (A4 depends on it)
+    -> create A3, A4 -> rejected resets of A (no project, bad project, no key, wrong key)
+    -> create A5 -> create B2 -> restore A1 -> delete A3 (A4 depends on it)
     -> delete series 1 through A2
 
 with listings in between, and records every exchange under a step name. Each requirement
 test then asserts on the record, so a failure still names its own requirement and shows its
 evidence. A step that cannot run (an earlier one failed) is recorded as missing with the reason.
-At most six backups are created (four on A, two on B); all go through the cleanup ledger.
+At most seven backups are created (five on A, two on B); all go through the cleanup ledger.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,13 @@ from conformance.settings import Settings
 
 NOT_A_UUID = "not-a-uuid"
 WRONG_KEY = "raff_pub_conformance_wrong_key"
+# Resets the server must refuse, each with the request change that makes it wrong.
+REJECTED_RESETS: dict[str, dict[str, Any]] = {
+    "reset_A_no_project": {"project_id": None},
+    "reset_A_bad_project": {"project_id": NOT_A_UUID},
+    "reset_A_no_key": {"api_key": None},
+    "reset_A_wrong_key": {"api_key": WRONG_KEY},
+}
 
 
 @dataclass
@@ -81,7 +89,8 @@ class ScenarioRunner:
         return exchange
 
     def _create(self, label: str, vm_id: str) -> None:
-        if self.factory.ledger.backups_created >= self.settings.max_backups:
+        budget = self.settings.backup_budget
+        if budget is not None and self.factory.ledger.backups_created >= budget:
             self.record.missing[f"create_{label}"] = f"RAFF_MAX_BACKUPS={self.settings.max_backups} reached"
             return
         try:
@@ -121,12 +130,12 @@ class ScenarioRunner:
         self._do("reset_A_again", lambda: c.reset_backup_chain(a), "resetBackupChain")
         self._do("list_A_after_second_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._create("A3", a)
-        # Rejected resets between A3 and A4: if any of them did reset, A4 would restart at 0.
-        self._do("reset_A_no_project", lambda: c.reset_backup_chain(a, project_id=None), "resetBackupChain")
-        self._do("reset_A_bad_project", lambda: c.reset_backup_chain(a, project_id=NOT_A_UUID), "resetBackupChain")
-        self._do("reset_A_no_key", lambda: c.reset_backup_chain(a, api_key=None), "resetBackupChain")
-        self._do("reset_A_wrong_key", lambda: c.reset_backup_chain(a, api_key=WRONG_KEY), "resetBackupChain")
         self._create("A4", a)
+        # Rejected resets between A4 and A5: if any of them did reset, A5 would restart at 0.
+        # They come after A4 so that a defect here cannot disturb the evidence of RC-08 and RC-16.
+        for step, kwargs in REJECTED_RESETS.items():
+            self._do(step, functools.partial(c.reset_backup_chain, a, **kwargs), "resetBackupChain")
+        self._create("A5", a)
         if b:
             self._create("B2", b)
             self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
@@ -135,6 +144,7 @@ class ScenarioRunner:
             self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
             self._wait_restored()
         if self._needs("delete_A3", "A3", "A4"):
+            # A4 follows A3 in one series (RC-08's evidence), so A3 has a dependent.
             self._do("delete_A3", lambda: c.delete_backup(self.record.ids["A3"]), "deleteBackup")
             self._do("list_A_after_refused_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
             if self.record.steps["delete_A3"].status == 200:

@@ -119,6 +119,11 @@ class Settings:
         return self.is_loopback or (self.writes_allowed and self.allow_restore)
 
     @property
+    def backup_budget(self) -> int | None:
+        """Most backups the run may create: RAFF_MAX_BACKUPS on a real server, unbounded on the bundled mock."""
+        return None if self.is_mock else self.max_backups
+
+    @property
     def effective_profile(self) -> str:
         return self.profile or ("thorough" if self.is_loopback else "bounded")
 

@@ -17,7 +17,7 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, contract, e
     evidence.attach(exchange)
     status_code_is(exchange, 200, "RC-15")
     conforms(contract, exchange, "RC-15")
-    before = scenario.listed("list_A_before_deletes")
+    before = scenario.listed("list_A_after_refused_delete")
     after = scenario.listed("list_A_after_chain_delete")
     evidence.attach(scenario.step("list_A_after_chain_delete"))
     removed = {scenario.ids["A1"], scenario.ids["A2"]}

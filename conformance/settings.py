@@ -70,7 +70,7 @@ OPTIONS: dict[str, Option] = {
 @dataclass(frozen=True)
 class Settings:
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a traceback or log line
     project_id: str | None = None
     vm_id: str | None = None
     second_vm_id: str | None = None

@@ -78,3 +78,17 @@ def test_plugin__unknown_requirement_id_fails_collection(tmp_path: Path) -> None
         test_file.unlink()
     assert completed.returncode == pytest.ExitCode.USAGE_ERROR
     assert "unknown requirement ID RC-99" in completed.stderr
+
+
+def test_plugin__key_never_printed_or_written(tmp_path: Path) -> None:
+    """A failing live-style run with locals shown: the key is in no terminal line and no report file."""
+    from tests.mockproc import mock_process
+
+    with mock_process("--defect", "reset_ignores_auth", "--defect", "error_body_not_json") as credentials:
+        env = {key: value for key, value in credentials.items() if key.startswith("RAFF_")}
+        completed = run_pytest(tmp_path, env, "-l", "-vv", "--tb=long")
+        key = credentials["RAFF_API_KEY"]
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED, completed.stdout[-2000:]
+    assert key not in completed.stdout + completed.stderr
+    for path in (tmp_path / "reports").iterdir():
+        assert key not in path.read_text(encoding="utf-8"), path.name

@@ -1,0 +1,264 @@
+"""The bundled mock of the Raff VM-backups API: a Starlette app built from the merged contract.
+
+Routes, parameters and request bodies come from ``load_contract().merged`` (see
+``validation.py``); the behaviour behind them lives in ``world.py``; planted defects
+(``defects.py``) and fault modes (``faults.py``) make it misbehave on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from conformance.contract import load_contract
+from conformance.mock import faults as fault_modes
+from conformance.mock.defects import check_defects
+from conformance.mock.validation import FORMAT_CHECKER, MAX_BODY_BYTES, OperationRules, RequestError, build_rules
+from conformance.mock.world import RESET_MESSAGE, Account, ApiError, World
+
+logger = logging.getLogger(__name__)
+
+ERROR_LABELS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
+# A path id that is not a UUID names no resource, so it is a 404 where the contract lists 404.
+# resetBackupChain answers 400 instead: its published 400 (BadRequest) is the one its path
+# parameter check belongs to, and the requirement (RC-05) allows either.
+PATH_ERROR_STATUS = {"resetBackupChain": 400}
+PLAIN_404_OPERATIONS = frozenset({"getBackup", "getVM"})  # where error_body_not_json strikes
+PROJECT_HEADER = ("header", "x-project-id")
+
+Handler = Callable[[Account, dict[str, Any], Any], Awaitable[Response]]
+
+
+class MockApp(Starlette):
+    """Starlette, with the fault modes and rate limit in front of everything else."""
+
+    def __init__(
+        self,
+        *,
+        world: World,
+        rules: dict[str, OperationRules],
+        defects: frozenset[str],
+        faults: frozenset[str],
+        rate_limit: float | None,
+    ) -> None:
+        self.world = world
+        self.rules = rules
+        self.defects = defects
+        self.faults = faults
+        self.limiter = fault_modes.RateLimiter(rate_limit) if rate_limit is not None else None
+        self.closing = threading.Event()  # set by the server when it stops, so hung requests let go
+        self._requests = itertools.count(1)
+        self._handlers: dict[str, Handler] = {
+            "listBackups": self._list_backups,
+            "createBackup": self._create_backup,
+            "getBackup": self._get_backup,
+            "deleteBackup": self._delete_backup,
+            "restoreBackup": self._restore_backup,
+            "deleteBackupChain": self._delete_backup_chain,
+            "getVM": self._get_vm,
+            "resetBackupChain": self._reset_backup_chain,
+        }
+        missing = sorted(rules.keys() - self._handlers.keys())
+        if missing:
+            raise RuntimeError(f"the contract has operations the mock does not implement: {missing}")
+        super().__init__(routes=[])
+        # Every request goes to one endpoint that routes by the contract's paths. Not a catch-all
+        # Route: its pattern ".*" does not match a path holding a newline (%0A), which would fall
+        # through to Starlette's plain-text 404.
+        self.router.default = _Endpoint(self._handle)
+        self.router.redirect_slashes = False
+        self.state.world = world
+        self.state.closing = self.closing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        number = next(self._requests)
+        if "hang" in self.faults:
+            await fault_modes.hang(receive, send, self.closing)
+            return
+        if "drop_connections" in self.faults and number % 3 == 0:
+            await fault_modes.drop_connection(receive, send)
+            return
+        if "slow" in self.faults:
+            await asyncio.sleep(fault_modes.SLOW_SECONDS)
+        early: Response | None = None
+        if "rate_limit_storm" in self.faults:
+            early = fault_modes.storm_response()
+        elif "server_errors" in self.faults and number % 2 == 0:
+            early = fault_modes.service_unavailable()
+        elif self.limiter is not None:
+            key = dict(scope.get("headers", [])).get(b"x-api-key", b"").decode("latin-1")
+            if not self.limiter.allow(key):
+                early = fault_modes.too_many_requests(self.limiter.limit)
+        if early is not None:
+            await early(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    # ---- request handling -------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> Response:
+        path = request.scope["path"]
+        candidates = {rule.method: rule for rule in self.rules.values() if rule.pattern.fullmatch(path)}
+        if not candidates:
+            return _error(404, "No such endpoint")
+        rules = candidates.get(request.method)
+        if rules is None:
+            allow = ", ".join(sorted(candidates))
+            return _error(405, f"Method {request.method} not allowed; use {allow}", headers={"Allow": allow})
+        try:
+            return await self._operate(rules, request)
+        except ApiError as exc:
+            return self._error_for(rules.operation_id, exc.status, exc.message)
+        except Exception:
+            # A mock bug, not an input problem: answer it visibly so self-tests and Schemathesis see it.
+            logger.exception("mock failure on %s %s", request.method, path)
+            return _error(500, "Mock failure (a bug in the mock, not in the request)")
+
+    async def _operate(self, rules: OperationRules, request: Request) -> Response:
+        op = rules.operation_id
+        account = self.world.account_for_key(request.headers.get("x-api-key"))
+        if account is None and not (op == "resetBackupChain" and "reset_ignores_auth" in self.defects):
+            return _error(401, "A valid X-API-Key header is required")
+        path_values = rules.pattern.fullmatch(request.scope["path"])
+        assert path_values is not None  # _handle matched it already
+        try:
+            values = rules.validate(
+                path=path_values.groupdict(),
+                query=request.query_params,
+                headers=request.headers,
+                skip=self._skipped_checks(op, request),
+            )
+            body = rules.parse_body(request.headers.get("content-type"), await _read_body(request, rules))
+        except RequestError as exc:
+            if exc.location == "path":
+                if op == "resetBackupChain" and "reset_non_uuid_id_crashes" in self.defects:
+                    return _error(500, "unhandled error: invalid UUID in path")
+                return self._error_for(op, PATH_ERROR_STATUS.get(op, 404), exc.message)
+            return _error(400, exc.message)  # a missing header reads "X-Project-ID required", as the docs word it
+        return await self._handlers[op](account, values, body)  # type: ignore[arg-type]
+
+    def _skipped_checks(self, op: str, request: Request) -> frozenset[tuple[str, str]]:
+        """Header checks that a planted reset defect switches off."""
+        if op != "resetBackupChain":
+            return frozenset()
+        project = request.headers.get("x-project-id")
+        if project is None and "reset_ignores_missing_project" in self.defects:
+            return frozenset({PROJECT_HEADER})
+        if (
+            project is not None
+            and not FORMAT_CHECKER.conforms(project, "uuid")
+            and "reset_accepts_non_uuid_project" in self.defects
+        ):
+            return frozenset({PROJECT_HEADER})
+        return frozenset()
+
+    def _error_for(self, op: str, status: int, message: str) -> Response:
+        if status == 404 and op in PLAIN_404_OPERATIONS and "error_body_not_json" in self.defects:
+            return PlainTextResponse("Not Found", status_code=404)
+        return _error(status, message)
+
+    # ---- operations ---------------------------------------------------------------------------
+
+    async def _list_backups(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        items, total = self.world.list_backups(
+            account, values.get("X-Project-ID"), values.get("vm_id"), values.get("limit", 50), values.get("offset", 0)
+        )
+        return JSONResponse({"success": True, "data": items, "total": total})
+
+    async def _create_backup(self, account: Account, values: dict[str, Any], body: Any) -> Response:
+        data = self.world.create_backup(account, values["X-Project-ID"], body["vm_id"].lower(), body.get("name"))
+        return JSONResponse({"success": True, "data": data}, status_code=202)
+
+    async def _get_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        data = self.world.get_backup(account, values["X-Project-ID"], values["id"])
+        return JSONResponse({"success": True, "data": data})
+
+    async def _delete_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        self.world.delete_backup(account, values["X-Project-ID"], values["id"])
+        return JSONResponse({"success": True, "message": "Backup deleted"})
+
+    async def _restore_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        data = self.world.restore_backup(account, values["X-Project-ID"], values["id"])
+        return JSONResponse({"success": True, "data": data}, status_code=202)
+
+    async def _delete_backup_chain(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        self.world.delete_chain(account, values["X-Project-ID"], values["id"])
+        return JSONResponse({"success": True, "message": "Backup series deleted"})
+
+    async def _get_vm(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
+        return JSONResponse({"success": True, "data": self.world.get_vm(account, values["id"])})
+
+    async def _reset_backup_chain(self, account: Account | None, values: dict[str, Any], _body: Any) -> Response:
+        self.world.reset_chain(account, values.get("X-Project-ID"), values["id"])
+        status = 200 if "reset_returns_200" in self.defects else 202
+        success = "reset_success_false" not in self.defects
+        return JSONResponse({"success": success, "message": RESET_MESSAGE}, status_code=status)
+
+
+class _Endpoint:
+    """The ASGI endpoint behind every request."""
+
+    def __init__(self, handle: Callable[[Request], Awaitable[Response]]) -> None:
+        self._handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+async def _read_body(request: Request, rules: OperationRules) -> bytes:
+    """The request body, read only where the operation takes one, and never beyond the size cap."""
+    if rules.body_validator is None:
+        return b""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError("body", "body", f"Request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": ERROR_LABELS[status], "message": message}, status_code=status, headers=headers)
+
+
+def create_app(
+    *,
+    defects: Iterable[str] = (),
+    seed: dict[str, Any] | None = None,
+    backup_delay: float = 0.3,
+    restore_delay: float = 0.2,
+    rate_limit: float | None = None,
+    faults: Iterable[str] = (),
+) -> Starlette:
+    """A fresh mock with its own state; ``app.state.world`` holds it (``.credentials()`` for the ids)."""
+    chosen_defects = check_defects(defects)
+    chosen_faults = fault_modes.check_faults(faults)
+    world = World(seed, defects=chosen_defects, backup_delay=backup_delay, restore_delay=restore_delay)
+    return MockApp(
+        world=world,
+        rules=build_rules(load_contract()),
+        defects=chosen_defects,
+        faults=chosen_faults,
+        rate_limit=rate_limit,
+    )

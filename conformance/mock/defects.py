@@ -1,0 +1,107 @@
+"""Planted defects: switches that make the mock break one requirement on purpose.
+
+The suite's self-tests run each conformance test against the mock with the matching defect
+and expect it to fail; a defect that no test catches shows a hole in the suite. Each defect
+names the one requirement (``specs/requirements.yaml``) it breaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    requirement: str
+    description: str
+
+
+_ALL = (
+    # RC-01: a reset of an owned VM answers 202 with success true.
+    Defect("reset_returns_200", "RC-01", "resetBackupChain answers 200 instead of the documented 202"),
+    Defect("reset_success_false", "RC-01", "resetBackupChain answers 202 but with success: false"),
+    # RC-02: an unknown VM UUID answers 404.
+    Defect("reset_unknown_vm_accepted", "RC-02", "a reset of a VM UUID that exists nowhere answers 202"),
+    # RC-03 / RC-04: X-Project-ID is required and must be a UUID.
+    Defect(
+        "reset_ignores_missing_project",
+        "RC-03",
+        "a reset without X-Project-ID is accepted and resets the VM in whichever project holds it",
+    ),
+    Defect(
+        "reset_accepts_non_uuid_project",
+        "RC-04",
+        "a reset whose X-Project-ID is not a UUID is accepted and resets the VM in whichever project holds it",
+    ),
+    # RC-05: a malformed path id never yields a 5xx.
+    Defect("reset_non_uuid_id_crashes", "RC-05", "a reset whose path id is not a UUID answers 500"),
+    # RC-06: closed points stay listable with the same id, increment_id and status.
+    Defect(
+        "closed_points_renumbered",
+        "RC-06",
+        "a reset shifts the increment_id of every point of the closed series by 1",
+    ),
+    Defect("closed_points_hidden", "RC-06", "listBackups leaves out the points of closed series"),
+    Defect(
+        "list_total_ignores_filter",
+        "RC-06",
+        "listBackups reports as total every backup of the account, whatever the vm_id or project filter",
+    ),
+    # RC-07: closed points stay restorable.
+    Defect("closed_points_not_restorable", "RC-07", "restoring a point of a closed series answers 409"),
+    # RC-08: the first backup after a reset is a baseline (0), the next is 1.
+    Defect(
+        "numbering_continues_after_reset",
+        "RC-08",
+        "the first backup after a reset continues the old series' numbering instead of starting at 0",
+    ),
+    # RC-09: a reset touches only the named VM.
+    Defect("reset_spills_to_other_vm", "RC-09", "a reset also closes the open series of every other VM of the project"),
+    # RC-10: a second reset before a new backup is harmless.
+    Defect("second_reset_rejected", "RC-10", "a second reset before any new backup answers 400"),
+    # RC-11 / RC-12 / RC-13: scope, ownership and authentication.
+    Defect(
+        "reset_ignores_project_scope",
+        "RC-11",
+        "a reset of a VM of another project of the same account is accepted and resets it",
+    ),
+    Defect("reset_ignores_account", "RC-12", "a reset of a VM of another account is accepted and resets it"),
+    Defect(
+        "reset_ignores_auth",
+        "RC-13",
+        "resetBackupChain skips the API key check: no key or a wrong key resets the VM",
+    ),
+    # RC-14: responses are JSON and match their documented schema.
+    Defect("backup_storage_size_string", "RC-14", 'Backup bodies carry storage_size as a string such as "2048"'),
+    Defect("error_body_not_json", "RC-14", "404 answers of getBackup and getVM are text/plain, not a JSON Error"),
+    # RC-15: a chain delete removes exactly the named series.
+    Defect(
+        "chain_delete_spills_into_open_series",
+        "RC-15",
+        "deleting a closed series also deletes the points of the VM's open series",
+    ),
+    # RC-16: deleting a point with dependents is refused and deletes nothing.
+    Defect(
+        "delete_with_dependents_cascades",
+        "RC-16",
+        "deleting a point that later points depend on silently deletes its whole series (200)",
+    ),
+    Defect(
+        "delete_with_dependents_deletes_point",
+        "RC-16",
+        "deleting a point that later points depend on deletes that point alone (200)",
+    ),
+)
+
+DEFECTS: dict[str, Defect] = {defect.name: defect for defect in _ALL}
+
+
+def check_defects(names: Iterable[str]) -> frozenset[str]:
+    """The given defect names as a set; raises ValueError naming the valid ones on an unknown name."""
+    chosen = frozenset(names)
+    unknown = sorted(chosen - DEFECTS.keys())
+    if unknown:
+        raise ValueError(f"unknown defect(s) {', '.join(unknown)}; valid defects: {', '.join(sorted(DEFECTS))}")
+    return chosen

@@ -3,8 +3,11 @@
 Schemathesis raises a ``FailureGroup`` of ``Failure`` objects (each with a stable ``ST…`` code);
 the report speaks in requirements. ``findings_from_failures`` maps one onto the other:
 
-- ``ignored_auth`` (a request without or with a wrong key was accepted) breaks RC-13;
-- on resetBackupChain, a 5xx or any failure of a request whose path id is not a UUID breaks RC-05;
+- ``ignored_auth``, or ``missing_required_header`` for the key header (a request without or with
+  a wrong key was accepted), breaks RC-13;
+- on resetBackupChain, a 5xx or any failure of a request whose path id is not a UUID breaks RC-05,
+  a reset without X-Project-ID that was not rejected breaks RC-03, and one whose X-Project-ID is
+  not a UUID RC-04;
 - everything else is a response that does not match the merged contract: RC-14.
 
 Answers that only the overlay allows are *spec gaps*, not failures: the plugin derives them
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from schemathesis.checks import CHECKS, CheckFunction, load_all_checks
@@ -52,15 +54,12 @@ DISABLED_CHECK_NAMES: tuple[str, ...] = (
 DEFAULT_REQUIREMENT = "RC-14"
 AUTH_REQUIREMENT = "RC-13"
 RESET_PATH_REQUIREMENT = "RC-05"
+MISSING_PROJECT_REQUIREMENT = "RC-03"
+MALFORMED_PROJECT_REQUIREMENT = "RC-04"
+PROJECT_HEADER = "X-Project-ID"
+API_KEY_HEADER = "X-API-Key"  # components.securitySchemes.ApiKeyAuth
 RESET_OPERATION = "resetBackupChain"
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-@dataclass
-class FuzzFinding(Finding):
-    """A finding of generated traffic: the suite's ``Finding`` plus what replays it."""
-
-    replay: dict[str, Any] | None = None
 
 
 def check_functions(names: Sequence[str] = CHECK_NAMES) -> list[CheckFunction]:
@@ -76,7 +75,8 @@ def checks_config() -> dict[str, Any]:
     state machine, which validates with the configured set.
     """
     config: dict[str, Any] = {name: {"enabled": True} for name in CHECK_NAMES}
-    config.update({name: {"enabled": False} for name in DISABLED_CHECK_NAMES})
+    # max_response_time takes a number (a limit) and is off while none is set.
+    config.update({name: {"enabled": False} for name in DISABLED_CHECK_NAMES if name != "max_response_time"})
     return config
 
 
@@ -87,9 +87,16 @@ def check_name(failure: Failure, reported: Mapping[int, str] | None = None) -> s
     return type(failure).checks[0] if type(failure).checks else type(failure).__name__
 
 
-def requirement_for(failure: Failure, check: str, operation_id: str | None, path_parameters: Mapping[str, Any]) -> str:
+def requirement_for(
+    failure: Failure,
+    check: str,
+    operation_id: str | None,
+    path_parameters: Mapping[str, Any],
+    headers: Mapping[str, Any] | None = None,
+) -> str:
     """The requirement a Schemathesis failure breaks (see the module docstring)."""
-    if check == "ignored_auth":
+    missing = str(getattr(failure, "header_name", "")).lower()
+    if check == "ignored_auth" or (check == "missing_required_header" and missing == API_KEY_HEADER.lower()):
         return AUTH_REQUIREMENT
     if operation_id == RESET_OPERATION:
         status = getattr(failure, "status_code", None)
@@ -97,6 +104,13 @@ def requirement_for(failure: Failure, check: str, operation_id: str | None, path
             return RESET_PATH_REQUIREMENT
         if not _is_uuid(path_parameters.get("id")):
             return RESET_PATH_REQUIREMENT
+        project = _header(headers or {}, PROJECT_HEADER)
+        if check == "missing_required_header" and missing == PROJECT_HEADER.lower():
+            return MISSING_PROJECT_REQUIREMENT
+        if check == "negative_data_rejection" and project is None:
+            return MISSING_PROJECT_REQUIREMENT
+        if check == "negative_data_rejection" and not _is_uuid(project):
+            return MALFORMED_PROJECT_REQUIREMENT
     return DEFAULT_REQUIREMENT
 
 
@@ -114,19 +128,20 @@ def findings_from_failures(
     *,
     operation_id: str | None,
     path_parameters: Mapping[str, Any],
+    headers: Mapping[str, Any] | None = None,
     exchanges: Iterable[Exchange],
     reported: Mapping[int, str] | None = None,
     replay: dict[str, Any] | None = None,
-) -> list[FuzzFinding]:
+) -> list[Finding]:
     """One violation per Schemathesis failure, with the exchanges of the case that raised it."""
     evidence = list(exchanges)
     findings = []
     for failure in failures_of(error):
         check = check_name(failure, reported)
         findings.append(
-            FuzzFinding(
+            Finding(
                 classification="violation",
-                requirement=requirement_for(failure, check, operation_id, path_parameters),
+                requirement=requirement_for(failure, check, operation_id, path_parameters, headers),
                 operation=operation_id,
                 check=check,
                 # The title stays free of generated values: it is part of the finding's identity
@@ -144,6 +159,11 @@ def findings_from_failures(
 def failure_key(failure: Failure) -> tuple[str, str | None, str]:
     """Schemathesis' own identity of a failure: one per operation and failure class (and status)."""
     return (type(failure).__name__, failure.operation, failure._unique_key)
+
+
+def _header(headers: Mapping[str, Any], name: str) -> Any:
+    """A header's value by case-insensitive name (a plain dict of a case's headers is case-sensitive)."""
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
 
 
 def _is_uuid(value: Any) -> bool:

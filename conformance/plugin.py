@@ -99,6 +99,10 @@ class TestRecord:
     exchanges: list[Exchange] = field(default_factory=list)
     attached: list[Exchange] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    failed_subtests: int = 0
+    subtest_messages: list[str] = field(default_factory=list)
+    emitted: int = 0  # findings already sent in an earlier record of this test (setup/call/teardown)
+    gaps_emitted: bool = False
 
 
 class Evidence:
@@ -429,6 +433,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if not state.settings.is_mock:
             finding.confirmed = replay_confirms(finding)
         record.findings.append(finding)
+    if report.when == "call" and state.in_call:
+        # A pytest 9 subtest (e.g. one Schemathesis operation) reports while its test still runs:
+        # note it, and let the test's own call report carry one record for all of them.
+        if report.failed:
+            record.failed_subtests += 1
+            crash = getattr(report.longrepr, "reprcrash", None)
+            record.subtest_messages.append(crash.message if crash is not None else str(report.longrepr)[-500:])
+        return report
     if (
         report.when == "call"
         or (report.when == "setup" and not report.passed)
@@ -460,15 +472,25 @@ def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
 
 def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) -> dict[str, Any]:
     requirement = record.requirements[0] if record.requirements else None
-    findings = list(record.findings)
-    seen_gaps = {(f.operation, f.exchanges[0].status) for f in findings if f.classification == "spec_gap"}
-    for exchange in record.attached + record.exchanges:
+    findings = record.findings[record.emitted :]
+    record.emitted = len(record.findings)
+    seen_gaps = {
+        (f.operation, f.exchanges[0].status) for f in record.findings if f.classification == "spec_gap" and f.exchanges
+    }
+    for exchange in [] if record.gaps_emitted else record.attached + record.exchanges:
         gap = spec_gap(state.contract, exchange, requirement)
         if gap and (gap.operation, exchange.status) not in seen_gaps:
             seen_gaps.add((gap.operation, exchange.status))
             findings.append(gap)
+    record.gaps_emitted = True
+    failed = report.failed or record.failed_subtests > 0
+    outcome = "error" if report.failed and report.when != "call" else ("failed" if failed else report.outcome)
     message = None
-    if report.failed:
+    if record.failed_subtests and not report.failed:
+        message = "; ".join(f.message for f in findings if f.classification == "violation") or "; ".join(
+            record.subtest_messages
+        )
+    elif report.failed:
         message = _failure_message(report, findings)
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -477,13 +499,20 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
         "nodeid": record.nodeid,
         "requirements": record.requirements,
         "when": report.when,
-        "outcome": "error" if report.failed and report.when != "call" else report.outcome,
+        "outcome": outcome,
         "duration_s": round(report.duration, 4),
         "message": message,
         "findings": [_finding_dict(f) for f in findings],
         "exchanges": [e.to_dict() for e in exchanges],
-        "hypothesis_seed": state.config.getoption("hypothesis_seed", None),
+        "hypothesis_seed": _seed(state.config.getoption("hypothesis_seed", None)),
     }
+
+
+def _seed(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _failure_message(report: pytest.TestReport, findings: list[Finding]) -> str:

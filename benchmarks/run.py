@@ -1,0 +1,363 @@
+"""Wall time and planted defects caught: the suite versus plain Schemathesis on the same mock.
+
+    python benchmarks/run.py [--workers 2] [--seed 20260514] [--skip-sweep]
+
+1. Wall time against the clean bundled mock, default (thorough) profile: the suite's generated
+   tests (test_fuzz_backups.py + test_backups_lifecycle.py), the whole suite, and the Schemathesis
+   CLI on the merged contract (same mock, all four phases, the same fuzzing examples per operation
+   as the suite's free + pinned variants, the key as OpenAPI auth), and the ratios.
+2. A sweep over ``conformance.mock.DEFECTS``: each tool against a mock started with one defect, on
+   a small budget so the sweep stays within minutes on two cores (suite: --raff-profile smoke;
+   Schemathesis: the same examples per operation as the smoke profile gives the suite).
+   Schemathesis counts a defect as caught when it reports a failure (code, operation) that its
+   run on the clean mock with the same seed did not.
+
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import hypothesis  # noqa: E402
+
+import conformance.plugin  # noqa: E402,F401  (registers the thorough/bounded/smoke profiles)
+from conformance.contract import load_contract  # noqa: E402
+from conformance.fuzzing import fuzzing_examples  # noqa: E402
+from conformance.mock import DEFECTS  # noqa: E402
+
+FUZZ_MODULES = ("conformance/tests/test_fuzz_backups.py", "conformance/tests/test_backups_lifecycle.py")
+PHASES = "examples,coverage,fuzzing,stateful"
+MOCK_CONFIG = ROOT / "conformance" / "mock" / "schemathesis.toml"
+TIMEOUT = 600
+
+
+def examples_per_operation(profile: str) -> int:
+    """Fuzzing examples per operation the suite spends under a profile: free plus pinned variant."""
+    settings = hypothesis.settings.get_profile(profile)
+    return fuzzing_examples("free", settings) + fuzzing_examples("pinned", settings)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without RAFF_* settings: a stray RAFF_BASE_URL must not aim a run at a live API."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAFF_")}
+    env.update(extra)
+    return env
+
+
+# -- the suite -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SuiteRun:
+    wall_s: float
+    exit_code: int
+    results: dict[str, Any]
+    output_tail: str = ""
+
+    @property
+    def note(self) -> str:
+        """Why a run did not produce a verdict (exit 2-5: interrupted, internal or usage error, nothing run)."""
+        return "" if self.exit_code in (0, 1) else f"  [pytest exit {self.exit_code}: {self.output_tail}]"
+
+    def violations(self, modules: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        findings = [f for f in self.results.get("findings", []) if f["classification"] == "violation"]
+        if modules is None:
+            return findings
+        return [f for f in findings if f["test"].split("::")[0] in modules]
+
+    def verdict(self, requirement: str) -> str | None:
+        return next((r["verdict"] for r in self.results.get("requirements", []) if r["id"] == requirement), None)
+
+    @property
+    def cases(self) -> int:
+        operations = self.results.get("property_based", {}).get("operations", {})
+        return sum(stats["cases"] for stats in operations.values())
+
+    @property
+    def requests(self) -> int:
+        operations = self.results.get("coverage", {}).get("operations", [])
+        return sum(sum(op["observed"].values()) for op in operations)
+
+
+def run_suite(*paths: str, profile: str, seed: int, defect: str | None = None) -> SuiteRun:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *paths,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--raff-profile",
+            profile,
+            # One argument: pytest takes a separate path-like value for a test path when it
+            # picks the rootdir, and with no test paths given the run would miss conftest.py.
+            f"--hypothesis-seed={seed}",
+            f"--report-dir={tmp}",
+        ]
+        if defect:
+            command += ["--mock-defect", defect]
+        started = time.monotonic()
+        completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, env=clean_env())
+        wall = time.monotonic() - started
+        results_path = Path(tmp) / "results.json"
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    lines = (completed.stdout + completed.stderr).strip().splitlines()
+    return SuiteRun(wall, completed.returncode, results, lines[-1] if lines else "")
+
+
+# -- Schemathesis CLI ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mock_process(defect: str | None = None) -> Iterator[dict[str, str]]:
+    """The bundled mock in its own process (as a real server would be); yields its RAFF_* credentials."""
+    command = [sys.executable, "-m", "conformance.mock", "--port", "0", *(["--defect", defect] if defect else [])]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env()
+    )
+    try:
+        credentials: dict[str, str] = {}
+        assert process.stdout is not None
+        while "RAFF_OTHER_ACCOUNT_VM_ID" not in credentials:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the mock exited early (defect {defect})")
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                credentials[name] = value.strip("'\"")
+        yield credentials
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class CliRun:
+    wall_s: float
+    exit_code: int
+    cases: int
+    failures: set[tuple[str, str]] = field(default_factory=set)  # (failure code, operation)
+
+
+@dataclass(frozen=True)
+class CliFlavour:
+    """How Schemathesis is configured: plain (key as auth only) or with the mock's own config file."""
+
+    name: str
+    config_file: Path | None
+    project_header: bool
+
+
+PLAIN = CliFlavour("plain", None, project_header=False)
+CONFIGURED = CliFlavour("mock-config", MOCK_CONFIG, project_header=True)
+
+
+def run_schemathesis(
+    spec: Path, credentials: dict[str, str], *, max_examples: int, seed: int, flavour: CliFlavour
+) -> CliRun:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = flavour.config_file
+        if config is None:
+            # The key as OpenAPI auth, never as -H: a fixed header defeats the ignored_auth probes.
+            config = Path(tmp) / "schemathesis.toml"
+            config.write_text('[auth.openapi.ApiKeyAuth]\napi_key = "${RAFF_API_KEY}"\n', encoding="utf-8")
+        report = Path(tmp) / "report.json"
+        command = [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "run",
+            str(spec),
+            "--url",
+            credentials["RAFF_BASE_URL"],
+            "--phases",
+            PHASES,
+            "--max-examples",
+            str(max_examples),
+            "--seed",
+            str(seed),
+            "--generation-database",
+            "none",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+            "--no-color",
+        ]
+        if flavour.project_header:
+            command += ["-H", f"X-Project-ID: {credentials['RAFF_PROJECT_ID']}"]
+        started = time.monotonic()
+        completed = subprocess.run(
+            command,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=clean_env(RAFF_API_KEY=credentials["RAFF_API_KEY"]),
+        )
+        wall = time.monotonic() - started
+        data = json.loads(report.read_text()) if report.exists() else {}
+    failures = {(f["code"], op) for f in data.get("failures", []) for op in f.get("operations", [])}
+    return CliRun(wall, completed.returncode, data.get("test_cases", {}).get("generated", 0), failures)
+
+
+def schemathesis_against_mock(
+    spec: Path, *, defect: str | None, max_examples: int, seed: int, flavours: list[CliFlavour]
+) -> dict[str, CliRun]:
+    """Each flavour in turn against one mock process (plain first: it creates nothing there)."""
+    with mock_process(defect) as credentials:
+        return {
+            flavour.name: run_schemathesis(spec, credentials, max_examples=max_examples, seed=seed, flavour=flavour)
+            for flavour in flavours
+        }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class DefectRow:
+    name: str
+    requirement: str
+    suite_fails: bool
+    suite_names_requirement: bool
+    fuzz_catches: bool
+    cli_catches: dict[str, bool]
+    suite_s: float
+    cli_s: float
+    note: str
+
+
+def sweep_one(
+    defect: str, spec: Path, *, seed: int, cli_examples: int, flavours: list[CliFlavour], cli_clean: dict[str, CliRun]
+) -> DefectRow:
+    requirement = DEFECTS[defect].requirement
+    suite = run_suite(profile="smoke", seed=seed, defect=defect)
+    cli = schemathesis_against_mock(spec, defect=defect, max_examples=cli_examples, seed=seed, flavours=flavours)
+    return DefectRow(
+        name=defect,
+        requirement=requirement,
+        suite_fails=suite.exit_code == 1 and bool(suite.violations()),
+        suite_names_requirement=suite.verdict(requirement) == "violation",
+        fuzz_catches=bool(suite.violations(FUZZ_MODULES)),
+        cli_catches={name: bool(run.failures - cli_clean[name].failures) for name, run in cli.items()},
+        suite_s=suite.wall_s,
+        cli_s=sum(run.wall_s for run in cli.values()),
+        note=suite.note,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="defect rows run in parallel (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=20260514, help="seed of every run (default: %(default)s)")
+    parser.add_argument("--skip-sweep", action="store_true", help="timings only")
+    args = parser.parse_args()
+    began = time.monotonic()
+    flavours = [PLAIN, *([CONFIGURED] if MOCK_CONFIG.exists() else [])]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "merged.yaml"
+        spec.write_text(yaml.safe_dump(load_contract().merged, sort_keys=False), encoding="utf-8")
+
+        full_examples = examples_per_operation("thorough")
+        print(f"== Wall time against the clean bundled mock (2 cores; seed {args.seed}) ==")
+        fuzz = run_suite(*FUZZ_MODULES, profile="thorough", seed=args.seed)
+        whole = run_suite(profile="thorough", seed=args.seed)
+        cli = schemathesis_against_mock(
+            spec, defect=None, max_examples=full_examples, seed=args.seed, flavours=flavours
+        )
+        print(
+            f"suite, generated tests only (fuzz + lifecycle, thorough): {fuzz.wall_s:6.1f} s  exit {fuzz.exit_code}"
+            f"  {fuzz.cases} cases, {fuzz.requests} requests{fuzz.note}"
+        )
+        print(
+            f"suite, whole (thorough):                                 {whole.wall_s:6.1f} s  exit {whole.exit_code}"
+            f"  {len(whole.results.get('tests', []))} tests, {whole.requests} requests{whole.note}"
+        )
+        for name, run in cli.items():
+            print(
+                f"schemathesis run, {name:<11} (--max-examples {full_examples}, {PHASES}):"
+                f" {run.wall_s:6.1f} s  exit {run.exit_code}  {run.cases} cases"
+                f"  {len(run.failures)} failures on the clean mock"
+            )
+        plain = cli[PLAIN.name]
+        print(
+            f"ratio suite-generated / schemathesis-plain: {fuzz.wall_s / plain.wall_s:5.2f}x;"
+            f" whole suite / schemathesis-plain: {whole.wall_s / plain.wall_s:5.2f}x"
+        )
+
+        if args.skip_sweep:
+            print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+            return 0
+
+        small = examples_per_operation("smoke")
+        print()
+        print(
+            f"== Planted defects caught ({len(DEFECTS)} defects; small budget: suite --raff-profile smoke,"
+            f" schemathesis --max-examples {small}; seed {args.seed}; {args.workers} in parallel) =="
+        )
+        clean = schemathesis_against_mock(spec, defect=None, max_examples=small, seed=args.seed, flavours=flavours)
+        with ThreadPoolExecutor(max_workers=args.workers) as pool:
+            rows = list(
+                pool.map(
+                    lambda d: sweep_one(
+                        d, spec, seed=args.seed, cli_examples=small, flavours=flavours, cli_clean=clean
+                    ),
+                    sorted(DEFECTS),
+                )
+            )
+
+    mark = {True: "yes", False: "-"}
+    header = f"{'defect':<38} {'req':<6} {'suite':<6} {'names req':<10} {'suite fuzz':<11}"
+    header += "".join(f" {'st ' + f.name:<15}" for f in flavours)
+    print(header)
+    for row in rows:
+        line = (
+            f"{row.name:<38} {row.requirement:<6} {mark[row.suite_fails]:<6}"
+            f" {mark[row.suite_names_requirement]:<10} {mark[row.fuzz_catches]:<11}"
+        )
+        line += "".join(f" {mark[row.cli_catches[f.name]]:<15}" for f in flavours)
+        print(line + row.note)
+    total = len(rows)
+    print(
+        f"caught: suite {sum(r.suite_fails for r in rows)}/{total}"
+        f" (names the defect's requirement {sum(r.suite_names_requirement for r in rows)}/{total});"
+        f" suite generated tests alone {sum(r.fuzz_catches for r in rows)}/{total};"
+        + ";".join(f" schemathesis {f.name} {sum(r.cli_catches[f.name] for r in rows)}/{total}" for f in flavours)
+    )
+    print(
+        f"mean wall time per defect row: suite (whole, smoke) {sum(r.suite_s for r in rows) / total:.1f} s,"
+        f" schemathesis ({len(flavours)} runs) {sum(r.cli_s for r in rows) / total:.1f} s"
+    )
+    print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -42,6 +42,7 @@ import conformance.plugin  # noqa: E402,F401  (registers the thorough/bounded/sm
 from conformance.contract import load_contract  # noqa: E402
 from conformance.fuzzing import fuzzing_examples  # noqa: E402
 from conformance.mock import DEFECTS  # noqa: E402
+from conformance.mock.process import mock_process as run_mock_process  # noqa: E402
 
 FUZZ_MODULES = ("conformance/tests/test_fuzz_backups.py", "conformance/tests/test_backups_lifecycle.py")
 PHASES = "examples,coverage,fuzzing,stateful"
@@ -131,27 +132,8 @@ def run_suite(*paths: str, profile: str, seed: int, defect: str | None = None) -
 @contextlib.contextmanager
 def mock_process(defect: str | None = None) -> Iterator[dict[str, str]]:
     """The bundled mock in its own process (as a real server would be); yields its RAFF_* credentials."""
-    command = [sys.executable, "-m", "conformance.mock", "--port", "0", *(["--defect", defect] if defect else [])]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env()
-    )
-    try:
-        credentials: dict[str, str] = {}
-        assert process.stdout is not None
-        while "RAFF_OTHER_ACCOUNT_VM_ID" not in credentials:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the mock exited early (defect {defect})")
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                credentials[name] = value.strip("'\"")
+    with run_mock_process(*(["--defect", defect] if defect else []), env=clean_env()) as credentials:
         yield credentials
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
-DeleteOutcome = Literal[200, 404, 409]
-RestoreOutcome = Literal[202, 404]
+DeleteOutcome = Literal[200, 409]
 
 
 class Step(Enum):
@@ -112,6 +111,7 @@ class SeriesModel:
         self.gone: dict[str, RestorePoint] = {}  # the machine's points that must now be absent
         self.created: list[str] = []  # every id the machine created, oldest first
         self.history: list[Event] = []
+        self.restores = 0
         self._series_count = 0
 
     def __repr__(self) -> str:
@@ -159,18 +159,13 @@ class SeriesModel:
         """A request that must change nothing, such as a reset without X-Project-ID."""
         self.history.append(Event(step, label))
 
-    def restore_outcome(self, backup_id: str) -> RestoreOutcome:
-        """Any existing point is restorable, closed or open (RC-07); a deleted one is not found."""
-        return 202 if backup_id in self.points else 404
-
     def restored(self, backup_id: str) -> None:
+        self.restores += 1
         self.history.append(Event(Step.RESTORE, self.point(backup_id).vm))
 
     def delete_outcome(self, backup_id: str) -> DeleteOutcome:
-        """200 unless a later point of the same series depends on it (409, RC-16); 404 once gone."""
-        point = self.points.get(backup_id)
-        if point is None:
-            return 404
+        """200 unless a later point of the same series depends on it (409, RC-16)."""
+        point = self.points[backup_id]
         later = [p for p in self.series_of(backup_id).points if p.increment_id > point.increment_id]
         return 409 if later else 200
 
@@ -208,6 +203,25 @@ class SeriesModel:
     def listing(self, label: str) -> dict[str, RestorePoint]:
         """The machine's own points that listBackups?vm_id=<VM> must show, by id."""
         return {p.id: p for s in self.vms[label].series for p in s.points}
+
+    def open_points(self, label: str) -> list[RestorePoint]:
+        vm = self.vms[label]
+        return list(vm.open.points) if vm.open is not None else []
+
+    def has_closed_points(self, *, beside_open: bool = False) -> bool:
+        """Some closed series has points (on a VM whose open series has points, if ``beside_open``)."""
+        return any(
+            series.closed and series.points and (not beside_open or (vm.open is not None and vm.open.points))
+            for vm in self.vms.values()
+            for series in vm.series
+        )
+
+    def closed_beside_open(self, backup_id: str) -> bool:
+        """The point is alive in a closed series, and its VM's open series has points (RC-15's case)."""
+        if backup_id not in self.points:
+            return False
+        vm = self.vms[self.points[backup_id].vm]
+        return self.series_of(backup_id).closed and vm.open is not None and bool(vm.open.points)
 
     def own_ids(self) -> set[str]:
         return set(self.points) | set(self.gone)

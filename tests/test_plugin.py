@@ -92,3 +92,24 @@ def test_plugin__key_never_printed_or_written(tmp_path: Path) -> None:
     assert key not in completed.stdout + completed.stderr
     for path in (tmp_path / "reports").iterdir():
         assert key not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_plugin__xdist_gives_serial_verdicts(tmp_path: Path) -> None:
+    """Tests sharing the VM's series are grouped, so two workers reach the serial run's verdicts."""
+    import json
+
+    def verdicts(*args: str) -> dict[str, str]:
+        out = tmp_path / ("x" if args else "s")
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py",
+             "conformance/tests/test_reset_chain_negative.py", "conformance/tests/test_backups.py",
+             "-q", "-p", "no:cacheprovider", "--report-dir", str(out), *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=240,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+        results = json.loads((out / "results.json").read_text())
+        return {req["id"]: req["verdict"] for req in results["requirements"]}
+
+    serial = verdicts()
+    assert serial == verdicts("-n", "2")
+    assert set(serial.values()) <= {"pass", "spec_gap"}

@@ -16,7 +16,8 @@ Schemathesis stops an operation at its first failing case and does not shrink it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import pytest
 import schemathesis
@@ -67,7 +68,7 @@ def fuzz_targets(settings: Settings, client: RaffClient, fuzz_backups: CreatedBa
 
 
 @pytest.fixture
-def free_fuzz(
+def prepare_variant(
     request: pytest.FixtureRequest,
     settings: Settings,
     contract: Contract,
@@ -75,42 +76,32 @@ def free_fuzz(
     rate_limiter: RateLimiter,
     fuzz_backups: CreatedBackups,
     fuzz_seed: int,
-) -> tuple[schemathesis.BaseSchema, FuzzRunner]:
-    return prepare(
-        "free",
+) -> Callable[..., tuple[schemathesis.BaseSchema, FuzzRunner]]:
+    """``prepare`` with everything both variants share already given."""
+    return functools.partial(
+        prepare,
         request=request,
         settings=settings,
         contract=contract,
         raff_state=raff_state,
         limiter=rate_limiter,
         created=fuzz_backups,
-        targets=None,
         seed=fuzz_seed,
     )
 
 
 @pytest.fixture
-def pinned_fuzz(
-    request: pytest.FixtureRequest,
-    settings: Settings,
-    contract: Contract,
-    raff_state: RaffState,
-    rate_limiter: RateLimiter,
-    fuzz_backups: CreatedBackups,
-    fuzz_targets: Targets,
-    fuzz_seed: int,
+def free_fuzz(
+    prepare_variant: Callable[..., tuple[schemathesis.BaseSchema, FuzzRunner]],
 ) -> tuple[schemathesis.BaseSchema, FuzzRunner]:
-    return prepare(
-        "pinned",
-        request=request,
-        settings=settings,
-        contract=contract,
-        raff_state=raff_state,
-        limiter=rate_limiter,
-        created=fuzz_backups,
-        targets=fuzz_targets,
-        seed=fuzz_seed,
-    )
+    return prepare_variant("free", targets=None)
+
+
+@pytest.fixture
+def pinned_fuzz(
+    prepare_variant: Callable[..., tuple[schemathesis.BaseSchema, FuzzRunner]], fuzz_targets: Targets
+) -> tuple[schemathesis.BaseSchema, FuzzRunner]:
+    return prepare_variant("pinned", targets=fuzz_targets)
 
 
 @pytest.fixture

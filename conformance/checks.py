@@ -17,7 +17,10 @@ import jsonschema
 from conformance.contract import Contract
 from conformance.exchange import Exchange
 
-Classification = Literal["violation", "spec_gap"]
+# violation: the server broke the contract or a documented requirement. spec_gap: it relied on an
+# answer only the overlay allows. inconclusive: the evidence could not be gathered (never the
+# server's fault by itself). note: worth a reviewer's eye, judges nothing.
+Classification = Literal["violation", "spec_gap", "inconclusive", "note"]
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Finding:
     exchanges: list[Exchange] = field(default_factory=list)
     confirmed: bool | None = None  # live targets: did a replay of the request show the same answer?
     replay: dict[str, Any] | None = None
+    blocked_by: str | None = None  # inconclusive: the step or precondition that could not be had
 
 
 class ConformanceFailure(AssertionError):
@@ -40,6 +44,46 @@ class ConformanceFailure(AssertionError):
     def __init__(self, finding: Finding) -> None:
         super().__init__(f"[{finding.requirement or finding.check}] {finding.title}: {finding.message}")
         self.finding = finding
+
+
+class Inconclusive(Exception):
+    """The evidence a requirement needs could not be gathered (a precondition failed, a step was
+    not reached). The plugin reports the test as inconclusive for each of its requirements that
+    the finding does not name itself; it is never a violation."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(f"inconclusive: {finding.blocked_by}: {finding.message}")
+        self.finding = finding
+
+
+def inconclusive(
+    blocked_by: str,
+    message: str,
+    exchange: Exchange | Iterable[Exchange] | None = None,
+    *,
+    requirement: str | None = None,
+) -> Inconclusive:
+    """An Inconclusive naming what blocked (``blocked_by``) and what actually happened (``message``)."""
+    exchanges = [] if exchange is None else [exchange] if isinstance(exchange, Exchange) else list(exchange)
+    operation = exchanges[-1].operation_id if exchanges else None
+    return Inconclusive(
+        Finding(
+            "inconclusive",
+            requirement,
+            operation,
+            "precondition",
+            f"could not be proven: {blocked_by} was not available",
+            message,
+            "low",
+            exchanges,
+            blocked_by=blocked_by,
+        )
+    )
+
+
+def note(requirement: str | None, exchange: Exchange, title: str, message: str, *, check: str) -> Finding:
+    """A finding that judges nothing: shown with its requirement for a reviewer to read."""
+    return Finding("note", requirement, exchange.operation_id, check, title, message, "low", [exchange])
 
 
 def fail(
@@ -106,14 +150,35 @@ def response_schema_conformance(contract: Contract, exchange: Exchange, requirem
     schema = contract.response_schema(exchange.operation_id, exchange.status)
     if schema is None:
         return
-    if not exchange.is_json or isinstance(exchange.response_body, str):
-        content_type = exchange.response_headers.get("content-type", "none")
+    documented = contract.response_media_types(exchange.operation_id, exchange.status)
+    content_type = exchange.response_header("content-type")
+    body = exchange.response_body
+    if exchange.media_type not in documented:
+        if json_value(body) is not None:
+            # The body is JSON, only labelled with a media type the contract does not list.
+            raise fail(
+                requirement,
+                exchange,
+                "JSON body under an undocumented media type",
+                f"{exchange.operation_id} answered {exchange.status} with Content-Type {content_type!r}; the "
+                f"contract documents {', '.join(documented)} for it. The body is JSON: {_short(body)}",
+                check="response_media_type",
+            )
         raise fail(
             requirement,
             exchange,
             "response is not JSON",
-            f"{exchange.operation_id} answered {exchange.status} with content-type {content_type!r} and body "
-            f"{_short(exchange.response_body)}; the contract documents an application/json body.",
+            f"{exchange.operation_id} answered {exchange.status} with Content-Type {content_type!r} and body "
+            f"{_short(body)}; the contract documents {', '.join(documented)}.",
+            check="response_schema_conformance",
+        )
+    if isinstance(body, str) or body is None:
+        raise fail(
+            requirement,
+            exchange,
+            "JSON response does not parse",
+            f"{exchange.operation_id} answered {exchange.status} with Content-Type {content_type!r} but a body that "
+            f"is not JSON: {_short(body)}",
             check="response_schema_conformance",
         )
     validator = jsonschema.Draft4Validator(_nullable_to_draft4(schema), format_checker=jsonschema.FormatChecker())
@@ -211,6 +276,19 @@ def exchange_from_schemathesis(case: Any, response: Any) -> Exchange:
         response_body=body,
         elapsed_s=round(response.elapsed, 4),
     )
+
+
+def json_value(body: Any) -> Any:
+    """The body as parsed JSON (a dict or list, or a string that parses as one), else None."""
+    if isinstance(body, dict | list):
+        return body
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict | list) else None
+    return None
 
 
 def _nullable_to_draft4(schema: Any) -> Any:

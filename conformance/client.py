@@ -20,6 +20,16 @@ from conformance.exchange import Exchange
 
 DEFAULT = object()  # "use the client's own value"; None means "send no such header"
 MAX_RETRY_AFTER_S = 60.0
+# A wait longer than this says what it waits for and until when, so a slow server does not look hung.
+NOTICE_AFTER_S = 5.0
+
+
+class WaitTimeout(TimeoutError):
+    """A wait ran out; ``last`` is the last answer seen (evidence of what the server said)."""
+
+    def __init__(self, message: str, last: httpx.Response | None) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 class RateLimiter:
@@ -56,6 +66,7 @@ class RaffClient:
         max_429_retries: int = 5,
         on_exchange: list[Callable[[Exchange], None]] | None = None,
         transport: httpx.BaseTransport | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -65,6 +76,7 @@ class RaffClient:
         self.max_429_retries = max_429_retries
         self.on_exchange = on_exchange if on_exchange is not None else []
         self.throttled_s = 0.0
+        self.notify = notify or (lambda line: None)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -195,19 +207,29 @@ class RaffClient:
     ) -> tuple[httpx.Response, float]:
         """Poll getBackup until the status is one of ``until``, 'failed' or a non-200 answer.
 
-        Returns the last response and the seconds waited; raises TimeoutError past ``timeout``.
-        The interval grows to a tenth of the timeout so that a live run polls gently.
+        Returns the last response and the seconds waited; raises WaitTimeout past ``timeout``.
+        The interval grows to a tenth of the timeout so that a live run polls gently. A wait that
+        lasts past NOTICE_AFTER_S says once (``notify``) what it waits for and until when.
         """
         started = time.monotonic()
         deadline = started + timeout
+        noticed = False
         while True:
             response = self.show_backup(backup_id)
             status = _backup_status(response)
             if response.status_code != 200 or status in until or status == "failed":
                 return response, time.monotonic() - started
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"backup {backup_id} still {status!r} after {timeout:.0f}s (waited for {'/'.join(until)})"
+                raise WaitTimeout(
+                    f"backup {backup_id} still {status!r} after {timeout:.0f}s (waited for {'/'.join(until)})",
+                    response,
+                )
+            if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
+                noticed = True
+                until_clock = time.strftime("%H:%M:%S", time.localtime(time.time() + deadline - time.monotonic()))
+                self.notify(
+                    f"waiting for backup {backup_id} to become {'/'.join(until)} (now {status!r}; "
+                    f"giving up at {until_clock}, RAFF_READY_TIMEOUT={timeout:.0f}s)"
                 )
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 1.5, max(0.5, timeout / 10))

@@ -107,6 +107,13 @@ class Contract:
                 return entry
         return None
 
+    def response_media_types(self, operation_id: str, status: int | str) -> list[str]:
+        """The media types documented for a response (lower-cased ``content`` keys), if any."""
+        response = self._ops[operation_id].definition.get("responses", {}).get(str(status))
+        if response is None:
+            return []
+        return [str(key).lower() for key in self.resolve(response).get("content", {})]
+
     def response_schema(self, operation_id: str, status: int | str) -> dict[str, Any] | None:
         """The JSON schema of the documented response body (``$ref``s resolved), if any."""
         responses = self._ops[operation_id].definition.get("responses", {})

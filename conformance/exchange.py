@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,31 @@ SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-autho
 NOISE_HEADERS = frozenset({"accept-encoding", "connection", "user-agent", "content-length", "accept", "date", "server"})
 
 
-def _body(content: bytes, content_type: str) -> Any:
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type value, lower-cased, without parameters (RFC 9110 §8.3.1).
+
+    ``Application/JSON; charset=utf-8`` -> ``application/json``; a missing header -> ``""``.
+    """
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json_media_type(value: str) -> bool:
+    """``application/json`` or a structured ``+json`` type (RFC 6839), given a parsed media type."""
+    return value == "application/json" or (value.startswith("application/") and value.endswith("+json"))
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value from a plain dict, the name compared case-insensitively (RFC 9110 §5.1)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def _body(content: bytes, content_type: str | None) -> Any:
+    """The body as shown and checked: parsed JSON under a JSON media type, else the text."""
     if not content:
         return None
     text = content.decode("utf-8", errors="replace")
-    if "json" in content_type:
+    if is_json_media_type(media_type(content_type)):
         try:
             return json.loads(text)
         except ValueError:
@@ -93,9 +114,19 @@ class Exchange:
             raw_request=request,
         )
 
+    def response_header(self, name: str) -> str | None:
+        """A response header by name, however the server spelled it."""
+        return header_value(self.response_headers, name)
+
+    @property
+    def media_type(self) -> str:
+        """The response's media type, parsed (``""`` when it sent no Content-Type)."""
+        return media_type(self.response_header("content-type"))
+
     @property
     def is_json(self) -> bool:
-        return "json" in self.response_headers.get("content-type", self.response_headers.get("Content-Type", ""))
+        """The response declares a JSON media type (``application/json``, any case, any parameters)."""
+        return is_json_media_type(self.media_type)
 
     def curl(self) -> str:
         """A curl command that sends the same request; the key comes from $RAFF_API_KEY."""

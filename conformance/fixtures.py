@@ -3,18 +3,17 @@ and ``make_backup`` (create, register cleanup, then wait)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from conformance.client import RaffClient, RateLimiter
 from conformance.contract import Contract
-from conformance.exchange import Exchange
+from conformance.factory import BackupFactory
 from conformance.ledger import Ledger
 from conformance.plugin import Evidence, RaffState, get_state
+from conformance.scenario import ScenarioRecord, ScenarioRunner
 from conformance.settings import Settings
 
 
@@ -48,6 +47,7 @@ def _client(settings: Settings, raff_state: RaffState, limiter: RateLimiter, **o
         timeout=settings.request_timeout,
         limiter=limiter,
         on_exchange=[raff_state.observe],
+        notify=raff_state.say,
     )
 
 
@@ -83,40 +83,6 @@ def ledger(settings: Settings, client: RaffClient, raff_state: RaffState) -> Ite
         raff_state.wait_seconds += book.wait_seconds
 
 
-class BackupFactory:
-    """Creates backups through the ledger: create, record, then wait (cleanup before any wait)."""
-
-    def __init__(self, settings: Settings, client: RaffClient, ledger: Ledger) -> None:
-        self.settings = settings
-        self.client = client
-        self.ledger = ledger
-
-    def create(self, vm_id: str, *, wait: bool = True, name: str | None = None) -> tuple[Exchange, Exchange | None]:
-        """Create a backup of ``vm_id``; return the create exchange and (if waited) the final getBackup."""
-        budget = self.settings.backup_budget
-        if budget is not None and self.ledger.backups_created >= budget:
-            pytest.fail(f"the run would create more than RAFF_MAX_BACKUPS={budget} backups")
-        name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
-        response = self.client.create_backup(vm_id, name=name)
-        backup_id = _data_id(response)
-        if backup_id:
-            self.ledger.record(backup_id)  # before any wait or assert, so cleanup always knows it
-        created = Exchange.from_httpx(response, "createBackup")
-        if not (wait and backup_id and response.status_code == 202):
-            return created, None
-        final, waited = self.client.wait_for_backup(backup_id, timeout=self.settings.effective_ready_timeout)
-        self.ledger.wait_seconds += waited
-        return created, Exchange.from_httpx(final, "getBackup")
-
-
-def _data_id(response: httpx.Response) -> str | None:
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        return None
-    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
-
-
 @pytest.fixture(scope="session")
 def make_backup(settings: Settings, client: RaffClient, ledger: Ledger) -> BackupFactory:
     return BackupFactory(settings, client, ledger)
@@ -138,10 +104,8 @@ def client_factory(settings: Settings, raff_state: RaffState, rate_limiter: Rate
 
 
 @pytest.fixture(scope="session")
-def scenario(settings: Settings, client: RaffClient, make_backup: BackupFactory) -> Any:
+def scenario(settings: Settings, client: RaffClient, make_backup: BackupFactory) -> ScenarioRecord:
     """The recorded reset-chain scenario (see conformance/scenario.py), run once per session."""
-    from conformance.scenario import ScenarioRunner
-
     if not settings.writes_allowed:
         pytest.skip("the scenario creates and resets backups: set RAFF_ALLOW_WRITES=1 (--allow-writes)")
     return ScenarioRunner(settings, client, make_backup).run()

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from conformance.client import RaffClient
+from conformance.client import NOTICE_AFTER_S, RaffClient
 
 
 @dataclass
@@ -40,9 +40,13 @@ class Ledger:
     def cleanup(self, *, confirm_timeout: float = 30.0) -> list[str]:
         """Delete every recorded backup still present, newest first; return what could not be."""
         leftovers: list[str] = []
-        for backup_id in reversed(list(self.created)):
-            if backup_id in self.preexisting:
-                continue
+        doomed = [b for b in reversed(list(self.created)) if b not in self.preexisting]
+        if doomed:
+            self.client.notify(
+                f"cleanup: deleting the {len(doomed)} backup(s) this run created, newest first, each confirmed "
+                f"by a 404 (up to {confirm_timeout:.0f}s each)"
+            )
+        for backup_id in doomed:
             try:
                 if not self._delete_confirmed(backup_id, confirm_timeout):
                     leftovers.append(backup_id)
@@ -62,9 +66,17 @@ class Ledger:
         if answer.status_code == 409:
             # Something newer (not ours, or a failed earlier delete) still depends on it.
             return False
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        noticed = False
         while time.monotonic() < deadline:
             if self.client.show_backup(backup_id).status_code == 404:
                 return True
+            if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
+                noticed = True
+                self.client.notify(
+                    f"cleanup: deleteBackup of {backup_id} answered {answer.status_code}, but getBackup still "
+                    f"finds it; waiting up to {timeout:.0f}s for it to go"
+                )
             time.sleep(0.2)
         return False

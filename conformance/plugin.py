@@ -9,6 +9,8 @@ controller builds ``results.json`` and renders the reports at session end.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -25,14 +27,18 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from conformance.checks import ConformanceFailure, Finding, spec_gap
+from conformance.checks import ConformanceFailure, Finding, Inconclusive, spec_gap
 from conformance.contract import Contract, load_contract
 from conformance.exchange import Exchange
+from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
 
 CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
 RECORD_KEY = "raff_record"
 MAX_EXCHANGES_PER_TEST = 25
+# Exit code of a run in which nothing broke the contract but at least one requirement could not be
+# proven (pytest's own codes are 0-5): not green, and not "the server failed" either.
+EXIT_INCONCLUSIVE = 6
 
 hypothesis_settings.register_profile(
     "thorough", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -103,6 +109,7 @@ class TestRecord:
     subtest_messages: list[str] = field(default_factory=list)
     emitted: int = 0  # findings already sent in an earlier record of this test (setup/call/teardown)
     gaps_emitted: bool = False
+    inconclusive: bool = False
 
 
 class Evidence:
@@ -141,13 +148,26 @@ class RaffState:
     wait_seconds: float = 0.0
     leftovers: list[str] = field(default_factory=list)
     property_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests_sent: int = 0
+    preflight_notes: list[str] = field(default_factory=list)
 
     def observe(self, exchange: Exchange) -> None:
         """Every exchange of this process: coverage counts, and evidence of the running test."""
+        self.requests_sent += 1
         if exchange.operation_id and exchange.status is not None:
             self.observed[(exchange.operation_id, exchange.status)] += 1
         if self.in_call and self.current is not None and len(self.current.exchanges) < MAX_EXCHANGES_PER_TEST:
             self.current.exchanges.append(exchange)
+
+    def say(self, line: str) -> None:
+        """One line on the terminal now, even in the middle of a test (what a long wait waits for)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(self.config, "workerinput"):
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(f"raff-conformance: {line}")
 
     def count_cases(self, operation_id: str, phase: str) -> None:
         stats = self.property_stats.setdefault(operation_id, {"cases": 0, "phases": {}})
@@ -168,6 +188,12 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(options)
     except SettingsError as error:
         raise pytest.UsageError(f"raff-conformance: {error}") from None
+    if not hasattr(config, "workerinput"):
+        try:
+            baseline, compare = config.getoption("baseline"), config.getoption("compare")
+            check_local(settings, report_dir(config, settings), baseline, compare)
+        except PreflightError as error:
+            raise pytest.UsageError(f"raff-conformance: {error}") from None
     config.stash[STATE_KEY] = RaffState(config=config, settings=settings, contract=load_contract())
     hypothesis_settings.load_profile(settings.effective_profile)
     # Tests that share the VM's backup series must never interleave under pytest-xdist.
@@ -233,16 +259,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Bring the target up (or check it answers) once, before any test runs."""
+    """Bring the target up (or check it, read-only) once, before any test runs."""
     config = session.config
-    if hasattr(config, "workerinput") or not any(_is_conformance_item(item) for item in session.items):
-        if hasattr(config, "workerinput") and any(_is_conformance_item(item) for item in session.items):
-            _prepare_target(config)
+    conformance_items = [item for item in session.items if _is_conformance_item(item)]
+    if not conformance_items:
         return
-    _prepare_target(config)
+    if hasattr(config, "workerinput"):
+        _prepare_target(config, preflight=False)  # the controller checked the target already
+        return
+    _prepare_target(config, preflight=True)
+    state = get_state(config)
+    uses_scenario = any("scenario" in getattr(item, "fixturenames", ()) for item in conformance_items)
+    try:
+        check_budget(state.settings, backups_needed(state.settings, uses_scenario))
+    except PreflightError as error:
+        _stop_target(state)
+        raise pytest.UsageError(f"raff-conformance: {error}") from None
 
 
-def _prepare_target(config: pytest.Config) -> None:
+def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
     state = get_state(config)
     if state.target_ready:
         return
@@ -252,20 +287,29 @@ def _prepare_target(config: pytest.Config) -> None:
         app = create_app(defects=config.getoption("mock_defect"), faults=config.getoption("mock_fault"))
         state.mock = MockServer(app).__enter__()
         state.settings = state.settings.with_mock(state.mock.credentials())
-    else:
-        _check_reachable(state.settings)
+    if preflight:
+        try:
+            state.preflight_notes = check_target(state.settings)
+        except PreflightError as error:
+            _stop_target(state)
+            message = str(error)
+            for secret in state.settings.secrets():
+                message = message.replace(secret, REDACTED)
+            raise pytest.UsageError(f"raff-conformance: {message}") from None
+        for line in state.preflight_notes:
+            state.say(f"note: {line}")
     state.target_ready = True
 
 
-def _check_reachable(settings: Settings) -> None:
-    url = f"{settings.base_url.rstrip('/')}/api/v1/vms/{settings.vm_id}"
-    try:
-        httpx.get(url, headers={"X-API-Key": settings.api_key or ""}, timeout=httpx.Timeout(10.0, connect=5.0))
-    except httpx.HTTPError as error:
-        raise pytest.UsageError(
-            f"raff-conformance: RAFF_BASE_URL {settings.base_url} cannot be reached ({type(error).__name__}: "
-            f"{str(error) or 'no answer'})"
-        ) from None
+def _stop_target(state: RaffState) -> None:
+    if state.mock is not None:
+        state.mock.__exit__(None, None, None)
+        state.mock = None
+
+
+def report_dir(config: pytest.Config, settings: Settings) -> Path:
+    out_dir = Path(settings.report_dir)
+    return out_dir if out_dir.is_absolute() else Path(config.rootpath) / out_dir
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -273,9 +317,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is None:
         return
-    if state.mock is not None:
-        state.mock.__exit__(None, None, None)
-        state.mock = None
+    _stop_target(state)
     if hasattr(config, "workerinput"):
         config.workeroutput["raff"] = json.dumps(_process_output(state))
         return
@@ -287,56 +329,85 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = build_results(state, outputs, exitstatus)
     from conformance.report import write_reports
 
-    out_dir = Path(state.settings.report_dir)
-    if not out_dir.is_absolute():
-        out_dir = Path(config.rootpath) / out_dir
+    out_dir = report_dir(config, state.settings)
+    session.exitstatus = _exit_status(results, int(session.exitstatus))
+    results["run"]["exit_status"] = int(session.exitstatus)
     write_reports(results, out_dir, secrets=state.settings.secrets())
     state.final_results = results  # type: ignore[attr-defined]
-    session.exitstatus = _exit_status(results, int(session.exitstatus))
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        _print_summary(reporter, results, out_dir)
 
 
 def _exit_status(results: dict[str, Any], exitstatus: int) -> int:
-    verdicts = Counter(req["verdict"] for req in results["requirements"])
-    if exitstatus == pytest.ExitCode.TESTS_FAILED:
-        # Known (baseline) findings and violations a live replay did not reproduce do not fail the run.
-        def excused(finding: dict[str, Any]) -> bool:
-            return bool(finding.get("known")) or finding.get("confirmed") is False
+    """The run's exit code from its verdict; pytest's own code where the run itself broke.
 
-        failed_tests = [t for t in results["tests"] if t["outcome"] in ("failed", "error")]
-        if failed_tests and all(
-            t["findings"]
-            and all(
-                excused(_finding(results, fid))
-                for fid in t["findings"]
-                if _finding(results, fid)["classification"] == "violation"
-            )
-            for t in failed_tests
-        ):
-            return pytest.ExitCode.OK
-    if results["run"]["strict_spec"] and verdicts.get("spec_gap"):
+    0 pass or spec gaps only (1 with --strict-spec), 1 an open violation, 6 (EXIT_INCONCLUSIVE) no
+    violation but a requirement that could not be proven. Accepted (baseline) violations and ones
+    a live replay did not reproduce fail nothing. Interrupted, internal and usage errors stay.
+    """
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return exitstatus
+    verdict = results["run"]["verdict"]
+    if verdict == "violation":
         return pytest.ExitCode.TESTS_FAILED
-    return exitstatus
+    if verdict == "inconclusive":
+        return EXIT_INCONCLUSIVE
+    if verdict == "spec_gap" and results["run"]["strict_spec"]:
+        return pytest.ExitCode.TESTS_FAILED
+    if exitstatus == pytest.ExitCode.TESTS_FAILED and _failed_outside_suite(results):
+        return exitstatus
+    return pytest.ExitCode.OK
 
 
-def _finding(results: dict[str, Any], finding_id: str) -> dict[str, Any]:
-    return next(f for f in results["findings"] if f["id"] == finding_id)
+def _failed_outside_suite(results: dict[str, Any]) -> bool:
+    """A failed test that is not one of ours (e.g. a self-test collected alongside) still fails the run."""
+    ours = {t["nodeid"] for t in results["tests"]}
+    return bool(set(_FAILED_NODEIDS) - ours)
 
 
-def _print_summary(reporter: Any, results: dict[str, Any], out_dir: Path) -> None:
-    reporter.write_line("")
+VERDICT_WORDS = {
+    "violation": "FAIL: the server breaks the contract or a documented requirement",
+    "inconclusive": "INCONCLUSIVE: nothing shows a violation, but some requirements could not be proven",
+    "spec_gap": "PASS with spec gaps: the server relies on answers only the overlay documents",
+    "pass": "PASS",
+    "empty": "nothing ran",
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The requirement table, after pytest's progress line (never inside it)."""
+    state = config.stash.get(STATE_KEY, None)
+    results = getattr(state, "final_results", None) if state is not None else None
+    if results is None:
+        return
+    reporter = terminalreporter
     reporter.write_sep("=", "raff-conformance: requirements")
+    width = max(20, reporter._tw.fullwidth - 21)
     for req in results["requirements"]:
-        line = f"{req['id']:6} {req['verdict']:12} {req['statement']}"
-        reporter.write_line(line[:160])
+        reporter.write_line(f"{req['id']:6} {req['verdict']:12} {_clip(req['statement'], width)}")
+        if req["verdict"] in ("inconclusive", "skipped") and req.get("reason"):
+            reporter.write_line(f"{'':19}{_clip(req['reason'], width)}")
     live = results["live"]
     reporter.write_line(
-        f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s"
-        + (f", LEFTOVERS: {', '.join(live['leftovers'])}" if live["leftovers"] else "")
+        f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s, "
+        f"requests sent: {live.get('requests_sent', 0)}"
     )
+    if live["leftovers"]:
+        reporter.write_line(f"LEFTOVERS (could not be deleted): {', '.join(live['leftovers'])}", red=True)
+        if live.get("sweep_command"):
+            reporter.write_line(f"  finish the cleanup with: {live['sweep_command']} (add --dry-run to look first)")
+    out_dir = report_dir(config, state.settings)
     reporter.write_line(f"reports: {out_dir / 'report.html'}, {out_dir / 'junit.xml'}, {out_dir / 'results.json'}")
+    verdict = results["run"]["verdict"]
+    reporter.write_line(
+        f"verdict: {VERDICT_WORDS.get(verdict, verdict)} (exit code {results['run']['exit_status']})",
+        red=verdict == "violation",
+        yellow=verdict == "inconclusive",
+        green=verdict in ("pass", "spec_gap"),
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _process_output(state: RaffState) -> dict[str, Any]:
@@ -346,6 +417,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "backups_created": state.backups_created,
         "wait_seconds": state.wait_seconds,
         "leftovers": state.leftovers,
+        "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
         "target": {
             "base_url": settings.base_url,
@@ -415,7 +487,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("restores over the VM's disk: set RAFF_ALLOW_RESTORE=1 (--allow-restore) for a disposable VM")
     if (
         item.get_closest_marker("model")
-        and not settings.is_loopback
+        and not settings.is_mock
         and "model" not in (item.config.getoption("markexpr") or "")
     ):
         pytest.skip("model-based run is opt-in on a live target: select it with -m model")
@@ -428,11 +500,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     record = state.current
     if record is None:
         return report
-    if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
-        finding = call.excinfo.value.finding
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, ConformanceFailure):
+        finding = error.finding
         if not state.settings.is_mock:
             finding.confirmed = replay_confirms(finding)
         record.findings.append(finding)
+    converted = False
+    if isinstance(error, ConformanceFailure):
+        pass
+    elif report.failed and error is not None and not (report.when == "call" and state.in_call):
+        blocked = _inconclusive_of(error, report.when)
+        if blocked is not None:
+            # Evidence could not be gathered: the test is inconclusive, neither failed nor passed.
+            record.findings += _per_requirement(blocked, record.requirements)
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, f"inconclusive: {blocked.message}")
+            record.inconclusive = converted = True
     if report.when == "call" and state.in_call:
         # A pytest 9 subtest (e.g. one Schemathesis operation) reports while its test still runs:
         # note it, and let the test's own call report carry one record for all of them.
@@ -444,10 +528,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if (
         report.when == "call"
         or (report.when == "setup" and not report.passed)
-        or (report.when == "teardown" and report.failed)
+        or (report.when == "teardown" and (report.failed or converted))
     ):
         report.user_properties.append((RECORD_KEY, json.dumps(_serialize(state, record, report))))
     return report
+
+
+def _inconclusive_of(error: BaseException, when: str) -> Finding | None:
+    """The finding of an exception that proves nothing about the server, or None for a failure.
+
+    ``Inconclusive`` says so itself. Any other exception but an assertion (a KeyError on an answer
+    the test could not read, a timeout, a fixture that could not set up) stopped the test before
+    it could judge: inconclusive too, with what was raised. Assertions and pytest.fail are failures.
+    """
+    if isinstance(error, Inconclusive):
+        return error.finding
+    if isinstance(error, AssertionError | pytest.fail.Exception | KeyboardInterrupt):
+        return None
+    if not isinstance(error, Exception):
+        return None  # Schemathesis' FailureGroup and other BaseExceptions keep their own handling
+    step = "test setup" if when == "setup" else ("test teardown" if when == "teardown" else "the test")
+    return Finding(
+        "inconclusive",
+        None,
+        None,
+        "precondition",
+        f"could not be proven: {step} stopped",
+        f"{step} stopped with {type(error).__name__}: {' '.join(str(error).split())[:400]}",
+        "low",
+        [],
+        blocked_by=step,
+    )
+
+
+def _per_requirement(finding: Finding, requirements: list[str]) -> list[Finding]:
+    """A finding that names no requirement belongs to every requirement of its test."""
+    if finding.requirement is not None or not requirements:
+        return [finding]
+    return [dataclasses.replace(finding, requirement=req) for req in requirements]
 
 
 def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
@@ -477,14 +595,25 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
     seen_gaps = {
         (f.operation, f.exchanges[0].status) for f in record.findings if f.classification == "spec_gap" and f.exchanges
     }
+    # A spec gap belongs to the requirement only on the operations it is about: the 401 of a listing
+    # that an authentication test made along the way is no finding of that test's requirement.
+    operations = {op for req in record.requirements for op in state.contract.requirements[req].operations}
     for exchange in [] if record.gaps_emitted else record.attached + record.exchanges:
-        gap = spec_gap(state.contract, exchange, requirement)
+        if exchange.operation_id not in operations:
+            continue
+        owner = next(
+            (r for r in record.requirements if exchange.operation_id in state.contract.requirements[r].operations),
+            requirement,
+        )
+        gap = spec_gap(state.contract, exchange, owner)
         if gap and (gap.operation, exchange.status) not in seen_gaps:
             seen_gaps.add((gap.operation, exchange.status))
             findings.append(gap)
     record.gaps_emitted = True
     failed = report.failed or record.failed_subtests > 0
     outcome = "error" if report.failed and report.when != "call" else ("failed" if failed else report.outcome)
+    if record.inconclusive and not failed:
+        outcome = "inconclusive"
     message = None
     if record.failed_subtests and not report.failed:
         message = "; ".join(f.message for f in findings if f.classification == "violation") or "; ".join(
@@ -535,6 +664,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "exchanges": [e.to_dict() for e in finding.exchanges],
         "replay": finding.replay,
         "confirmed": finding.confirmed,
+        "blocked_by": finding.blocked_by,
     }
 
 
@@ -543,14 +673,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, value in report.user_properties:
         if key == RECORD_KEY:
             _CONTROLLER_RECORDS.append(json.loads(value))
+    if report.failed:
+        _FAILED_NODEIDS.append(report.nodeid)
 
 
 _CONTROLLER_RECORDS: list[dict[str, Any]] = []
+_FAILED_NODEIDS: list[str] = []
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _CONTROLLER_RECORDS.clear()
+    _FAILED_NODEIDS.clear()
     state = session.config.stash.get(STATE_KEY, None)
     if state is not None:
         state.records = _CONTROLLER_RECORDS

@@ -15,7 +15,7 @@ from typing import Any
 from conformance import __version__
 from conformance.plugin import RaffState, run_command, utc_iso
 
-OUTCOME_ORDER = {"error": 0, "failed": 1, "passed": 2, "skipped": 3}
+OUTCOME_ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "passed": 3, "skipped": 4}
 
 
 def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: int) -> dict[str, Any]:
@@ -53,16 +53,49 @@ def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: i
         "findings": findings,
         "coverage": _coverage(state, observed),
         "property_based": _property_based(outputs),
-        "live": {
-            "backups_created": sum(o["backups_created"] for o in outputs),
-            "wait_seconds": round(sum(o["wait_seconds"] for o in outputs), 2),
-            "leftovers": [leftover for o in outputs for leftover in o["leftovers"]],
-        },
+        "live": _live(state, outputs),
         "comparison": None,
         "baseline": None,
     }
     _apply_baseline_and_compare(config, results)
+    results["run"]["verdict"] = run_verdict(results)
     return results
+
+
+def run_verdict(results: dict[str, Any]) -> str:
+    """The run's verdict, which decides its exit code (see conformance.plugin.exit_status).
+
+    violation: an open (not accepted, not unreproduced) violation; inconclusive: none, but some
+    requirement could not be proven; spec_gap: only answers the overlay allows; empty: nothing ran.
+    """
+
+    def counts(finding: dict[str, Any]) -> bool:
+        excused = finding.get("known") or finding.get("confirmed") is False
+        return finding["classification"] == "violation" and not excused
+
+    if any(counts(f) for f in results["findings"]):
+        return "violation"
+    verdicts = {r["verdict"] for r in results["requirements"]}
+    if "inconclusive" in verdicts:
+        return "inconclusive"
+    if not results["tests"]:
+        return "empty"
+    return "spec_gap" if "spec_gap" in verdicts else "pass"
+
+
+def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    # One backup can be in a module's book and in the session ledger: list each leftover once.
+    leftovers = list(dict.fromkeys(leftover for o in outputs for leftover in o["leftovers"]))
+    sweep = None
+    if leftovers and not state.settings.is_mock:
+        sweep = f"raff-conformance sweep --prefix {state.settings.name_prefix}"
+    return {
+        "backups_created": sum(o["backups_created"] for o in outputs),
+        "wait_seconds": round(sum(o["wait_seconds"] for o in outputs), 2),
+        "leftovers": leftovers,
+        "requests_sent": sum(o.get("requests_sent", 0) for o in outputs),
+        "sweep_command": sweep,
+    }
 
 
 def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -98,29 +131,32 @@ def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, A
             }
             findings.append(finding)
             test["findings"].append(finding["id"])
-    # A failed test with no structured finding still is a violation of its requirement.
+    # A failed test with no structured finding still is a violation: of each of its requirements
+    # (every finding names one). Tests that could not judge were made inconclusive by the plugin.
     for test in by_test.values():
         if test["outcome"] in ("failed", "error") and not any(
             f["classification"] == "violation" for f in findings if f["id"] in test["findings"]
         ):
-            finding = {
-                "id": f"F{len(findings) + 1}",
-                "classification": "violation",
-                "requirement": test["requirements"][0] if len(test["requirements"]) == 1 else None,
-                "operation": None,
-                "check": "test_error" if test["outcome"] == "error" else "assertion",
-                "title": "test " + ("could not run" if test["outcome"] == "error" else "failed"),
-                "message": test["message"] or "",
-                "severity": "high",
-                "exchanges": test["exchanges"][-3:],
-                "replay": None,
-                "test": test["nodeid"],
-                "expected": None,
-                "confirmed": None,
-                "known": None,
-            }
-            findings.append(finding)
-            test["findings"].append(finding["id"])
+            for requirement in test["requirements"] or [None]:
+                finding = {
+                    "id": f"F{len(findings) + 1}",
+                    "classification": "violation",
+                    "requirement": requirement,
+                    "operation": None,
+                    "check": "test_error" if test["outcome"] == "error" else "assertion",
+                    "title": "test " + ("could not run" if test["outcome"] == "error" else "failed"),
+                    "message": test["message"] or "",
+                    "severity": "high",
+                    "exchanges": test["exchanges"][-3:],
+                    "replay": None,
+                    "test": test["nodeid"],
+                    "expected": None,
+                    "confirmed": None,
+                    "known": None,
+                    "blocked_by": None,
+                }
+                findings.append(finding)
+                test["findings"].append(finding["id"])
     return list(by_test.values()), findings
 
 
@@ -150,6 +186,15 @@ def _requirements(
             verdict = "not_covered"
         elif any(f["classification"] == "violation" for f in own_findings):
             verdict = "violation"
+        elif any(f["classification"] == "inconclusive" for f in own_findings) or any(
+            t["outcome"] == "inconclusive" for t in own
+        ):
+            # A test that stopped before judging proves none of its requirements, whichever it named.
+            verdict = "inconclusive"
+            reason = next(
+                (f["message"] for f in own_findings if f["classification"] == "inconclusive"),
+                next((t["message"] for t in own if t["outcome"] == "inconclusive"), None),
+            )
         elif all(t["outcome"] == "skipped" for t in own):
             verdict = "skipped"
             reason = next((t["message"] for t in own if t["message"]), None)

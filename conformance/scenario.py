@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 
+from conformance.checks import inconclusive
 from conformance.client import RaffClient
 from conformance.exchange import Exchange
-from conformance.fixtures import BackupFactory
+from conformance.factory import BackupFactory, BudgetSpent
 from conformance.settings import Settings
 
 NOT_A_UUID = "not-a-uuid"
@@ -44,26 +45,48 @@ class ScenarioRecord:
     vm_id: str
     second_vm_id: str | None
     steps: dict[str, Exchange] = field(default_factory=dict)
+    # Steps that did not run or did not give what later steps need: what actually happened, and
+    # the exchange that shows it (the refused create, the last poll of a backup never ready).
     missing: dict[str, str] = field(default_factory=dict)
+    blocking: dict[str, Exchange] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
 
     def step(self, name: str) -> Exchange:
-        """The recorded exchange of a step; fails the calling test with the reason it is missing."""
+        """The recorded exchange of a step; the calling test is inconclusive if it is missing."""
         __tracebackhide__ = True
         if name not in self.steps:
-            import pytest
-
-            pytest.fail(f"scenario step {name!r} did not run: {self.missing.get(name, 'not reached')}")
+            raise inconclusive(name, self.why_missing(name), self.blocking.get(name))
         return self.steps[name]
+
+    def why_missing(self, name: str) -> str:
+        return self.missing.get(name, f"the scenario never reached step {name!r}")
 
     def has(self, name: str) -> bool:
         return name in self.steps
 
+    def require(self, *labels: str) -> list[str]:
+        """The ids of these backups; inconclusive, naming what happened, if one is not ready."""
+        __tracebackhide__ = True
+        for label in labels:
+            if label not in self.ids:
+                step = f"ready_{label}"
+                raise inconclusive(step, self.why_missing(step), self.blocking.get(step))
+        return [self.ids[label] for label in labels]
+
     def listed(self, name: str) -> dict[str, dict[str, Any]]:
-        """The backups of a listing step, by id."""
-        body = self.step(name).response_body
+        """The backups of a listing step, by id; inconclusive unless the listing answered 200 JSON."""
+        __tracebackhide__ = True
+        exchange = self.step(name)
+        body = exchange.response_body
         data = body.get("data") if isinstance(body, dict) else None
-        return {b["id"]: b for b in data or [] if isinstance(b, dict) and "id" in b}
+        if exchange.status != 200 or not isinstance(data, list):
+            raise inconclusive(
+                name,
+                f"the listing answered {exchange.error or exchange.status} without a list of backups, "
+                "so what it holds cannot be compared",
+                exchange,
+            )
+        return {b["id"]: b for b in data if isinstance(b, dict) and "id" in b}
 
     def data(self, name: str) -> dict[str, Any]:
         body = self.step(name).response_body
@@ -81,36 +104,47 @@ class ScenarioRunner:
     def _do(self, name: str, call: Callable[[], httpx.Response], operation_id: str) -> Exchange | None:
         try:
             response = call()
-        except (httpx.HTTPError, TimeoutError) as error:
-            self.record.missing[name] = f"{type(error).__name__}: {error}"
+        except httpx.HTTPError as error:
+            self.record.missing[name] = f"{operation_id} got no answer ({type(error).__name__}: {error})"
             return None
         exchange = Exchange.from_httpx(response, operation_id)
         self.record.steps[name] = exchange
         return exchange
 
     def _create(self, label: str, vm_id: str) -> None:
-        budget = self.settings.backup_budget
-        if budget is not None and self.factory.ledger.backups_created >= budget:
-            self.record.missing[f"create_{label}"] = f"RAFF_MAX_BACKUPS={self.settings.max_backups} reached"
-            return
+        create, ready = f"create_{label}", f"ready_{label}"
         try:
-            created, final = self.factory.create(vm_id)
-        except (httpx.HTTPError, TimeoutError) as error:
-            self.record.missing[f"create_{label}"] = f"{type(error).__name__}: {error}"
+            created, backup_id = self.factory.submit(vm_id)
+        except BudgetSpent as error:
+            self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {error}"
             return
-        self.record.steps[f"create_{label}"] = created
-        backup_id = (created.response_body or {}).get("data", {}).get("id") if created.status == 202 else None
-        if backup_id:
-            self.record.ids[label] = backup_id
-        if final is not None:
-            self.record.steps[f"ready_{label}"] = final
-        else:
-            self.record.missing[f"ready_{label}"] = f"create_{label} answered {created.status}"
+        except httpx.HTTPError as error:
+            reason = f"createBackup got no answer ({type(error).__name__}: {error})"
+            self.record.missing[create] = self.record.missing[ready] = reason
+            return
+        self.record.steps[create] = created
+        if backup_id is None:
+            self.record.missing[ready] = (
+                f"{create} answered {created.status} with no backup id, so there was no backup to wait for"
+            )
+            self.record.blocking[ready] = created
+            return
+        outcome = self.factory.wait_ready(backup_id)
+        if outcome.final is None:
+            self.record.missing[ready] = f"{create} answered {created.status}, then {outcome.problem}"
+            if outcome.last is not None:
+                self.record.blocking[ready] = outcome.last
+            return
+        self.record.steps[ready] = outcome.final
+        self.record.ids[label] = backup_id
 
     def _needs(self, step: str, *labels: str) -> bool:
         absent = [label for label in labels if label not in self.record.ids]
         if absent:
-            self.record.missing[step] = f"no backup {', '.join(absent)} (its create failed)"
+            first = f"ready_{absent[0]}"
+            self.record.missing[step] = f"not sent: backup {absent[0]} was not ready ({self.record.why_missing(first)})"
+            if first in self.record.blocking:
+                self.record.blocking[step] = self.record.blocking[first]
         return not absent
 
     def run(self) -> ScenarioRecord:
@@ -160,14 +194,12 @@ class ScenarioRunner:
     def _wait_restored(self) -> None:
         step = self.record.steps.get("restore_A1")
         if step is None or step.status != 202:
-            self.record.missing["restored_A1"] = "restore_A1 was not accepted"
+            self.record.missing["restored_A1"] = "not awaited: restore_A1 was not accepted"
             return
-        try:
-            final, waited = self.client.wait_for_backup(
-                self.record.ids["A1"], timeout=self.settings.effective_ready_timeout
-            )
-        except (httpx.HTTPError, TimeoutError) as error:
-            self.record.missing["restored_A1"] = f"{type(error).__name__}: {error}"
+        outcome = self.factory.wait_ready(self.record.ids["A1"])
+        if outcome.final is None:
+            self.record.missing["restored_A1"] = f"restore_A1 answered 202, then {outcome.problem}"
+            if outcome.last is not None:
+                self.record.blocking["restored_A1"] = outcome.last
             return
-        self.factory.ledger.wait_seconds += waited
-        self.record.steps["restored_A1"] = Exchange.from_httpx(final, "getBackup")
+        self.record.steps["restored_A1"] = outcome.final

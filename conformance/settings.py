@@ -90,10 +90,17 @@ class Settings:
     # Filled in by the session when it starts the bundled mock.
     embedded_mock: bool = field(default=False)
 
+    # Explicitly given (option or environment), not the default: the model run on a real server needs it.
+    max_backups_given: bool = field(default=False)
+
     @property
     def is_mock(self) -> bool:
-        """The target is the bundled mock started by this session."""
-        return self.embedded_mock
+        """The target is the bundled mock this run starts (no RAFF_BASE_URL) or has started.
+
+        Only that server may be used without budget or opt-ins. A loopback URL is not a mock: it
+        may be a local build of the API or a port-forward to staging.
+        """
+        return self.embedded_mock or not self.base_url
 
     @property
     def is_loopback(self) -> bool:
@@ -108,7 +115,7 @@ class Settings:
 
     @property
     def writes_allowed(self) -> bool:
-        if self.is_loopback:
+        if self.is_mock:
             return True
         if self.is_production and not self.allow_production:
             return False
@@ -116,7 +123,7 @@ class Settings:
 
     @property
     def restores_allowed(self) -> bool:
-        return self.is_loopback or (self.writes_allowed and self.allow_restore)
+        return self.is_mock or (self.writes_allowed and self.allow_restore)
 
     @property
     def backup_budget(self) -> int | None:
@@ -125,11 +132,11 @@ class Settings:
 
     @property
     def effective_profile(self) -> str:
-        return self.profile or ("thorough" if self.is_loopback else "bounded")
+        return self.profile or ("thorough" if self.is_mock else "bounded")
 
     @property
     def effective_ready_timeout(self) -> float:
-        return self.ready_timeout if self.ready_timeout is not None else (30.0 if self.is_loopback else 900.0)
+        return self.ready_timeout if self.ready_timeout is not None else (30.0 if self.is_mock else 900.0)
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.api_key,) if s)
@@ -197,7 +204,7 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
         value = _convert(name, option, raw)
         if value is not None:
             values[name] = value
-    settings = Settings(**values)
+    settings = Settings(**values, max_backups_given="max_backups" in values)
     validate(settings)
     return settings
 

@@ -86,7 +86,7 @@ def test_plugin__key_never_printed_or_written(tmp_path: Path) -> None:
 
     with mock_process("--defect", "reset_ignores_auth", "--defect", "error_body_not_json") as credentials:
         env = {key: value for key, value in credentials.items() if key.startswith("RAFF_")}
-        completed = run_pytest(tmp_path, env, "-l", "-vv", "--tb=long")
+        completed = run_pytest(tmp_path, env | {"RAFF_ALLOW_WRITES": "1"}, "-l", "-vv", "--tb=long")
         key = credentials["RAFF_API_KEY"]
     assert completed.returncode == pytest.ExitCode.TESTS_FAILED, completed.stdout[-2000:]
     assert key not in completed.stdout + completed.stderr

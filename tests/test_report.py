@@ -32,7 +32,7 @@ from conformance.report import (
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 CANARY = "raff_pub_CANARY0123456789abcdef"
-ALL_FIXTURES = ["passing", "failing", "empty"]
+ALL_FIXTURES = ["passing", "failing", "empty", "inconclusive"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 # Elements whose src/href the browser fetches by itself (an <a href> is only followed on a click).
 FETCHING = {"script", "link", "img", "iframe", "frame", "source", "video", "audio", "embed", "object", "track", "input"}
@@ -159,7 +159,7 @@ def test_report_html__one_row_per_requirement_with_its_verdict(name: str) -> Non
 
 @pytest.mark.parametrize(
     ("name", "banner"),
-    [("passing", "PASS"), ("failing", "FAIL"), ("empty", "NO TESTS RAN")],
+    [("passing", "PASS"), ("failing", "FAIL"), ("empty", "NO TESTS RAN"), ("inconclusive", "INCONCLUSIVE")],
 )
 def test_report_html__verdict_banner(name: str, banner: str) -> None:
     page = Page(render_html(load(name)))
@@ -445,3 +445,323 @@ def test_load_baseline__rejects_an_entry_without_ticket(tmp_path: Path) -> None:
     assert "entry 2 (RC-04|resetBackupChain|negative_data_rejection|API accepted schema-violating request)" in message
     assert "missing ticket" in message
     assert "entry 1" not in message
+
+
+# --- inconclusive requirements and notes ---
+
+T06 = "conformance/tests/test_backups_reset_chain_lifecycle.py::test_backups_reset_chain_keeps_restore_points"
+T08 = "conformance/tests/test_backups_reset_chain_lifecycle.py::test_backups_reset_chain_next_backup_is_baseline"
+T05 = "conformance/tests/test_backups_reset_chain_negative.py::test_backups_reset_chain__path_id_not_uuid"
+T02 = "conformance/tests/test_backups_reset_chain_negative.py::test_backups_reset_chain__unknown_vm"
+
+
+def _banner(page: Page) -> Element:
+    (banner,) = [e for e in page.elements if "banner" in e.classes]
+    return banner
+
+
+def _banner_label(results: dict[str, Any]) -> str:
+    page = Page(render_html(results))
+    return "".join(e.text for e in page.elements if "banner-verdict" in e.classes)
+
+
+def _with_violation(results: dict[str, Any]) -> dict[str, Any]:
+    """The inconclusive run plus one open violation of RC-02 (taken from the failing fixture)."""
+    out = copy.deepcopy(results)
+    violation = copy.deepcopy(next(f for f in load("failing")["findings"] if f["id"] == "F1"))
+    violation["id"] = "F9"
+    out["findings"].append(violation)
+    test = next(t for t in out["tests"] if t["nodeid"] == T02)
+    test.update(outcome="failed", message=violation["message"], findings=["F9"])
+    next(r for r in out["requirements"] if r["id"] == "RC-02").update(verdict="violation", sample=None)
+    out["run"].update(verdict="violation", exit_status=1)
+    return out
+
+
+def test_inconclusive_fixture__is_what_it_says() -> None:
+    results = load("inconclusive")
+    verdicts = [r["verdict"] for r in results["requirements"]]
+    classes = [f["classification"] for f in results["findings"]]
+
+    assert validate_results(results) == []
+    assert (results["run"]["verdict"], results["run"]["exit_status"]) == ("inconclusive", 6)
+    assert verdicts.count("inconclusive") == 2
+    assert set(verdicts) == {"inconclusive", "pass"}
+    assert sorted(classes) == ["inconclusive", "inconclusive", "note"]
+    assert all(f.get("blocked_by") for f in results["findings"] if f["classification"] == "inconclusive")
+    assert results["live"]["sweep_command"] and results["live"]["leftovers"]
+
+
+def test_validate_results__accepts_files_without_the_new_optional_fields() -> None:
+    results = load("inconclusive")
+    del results["run"]["verdict"]
+    del results["live"]["requests_sent"]
+    del results["live"]["sweep_command"]
+    for finding in results["findings"]:
+        del finding["blocked_by"]
+    assert validate_results(results) == []
+
+
+def test_validate_results__rejects_malformed_inconclusive_data() -> None:
+    results = load("inconclusive")
+    results["run"]["verdict"] = "unknown"
+    results["live"]["requests_sent"] = "214"
+    results["live"]["sweep_command"] = 7
+    results["findings"][0]["blocked_by"] = ["ready_A3"]
+    results["tests"][0]["outcome"] = "blocked"
+    results["findings"][2]["classification"] = "remark"
+
+    problems = validate_results(results)
+
+    assert any(p.startswith("run.verdict: 'unknown' is not one of") for p in problems)
+    assert "live.requests_sent: expected int, got str" in problems
+    assert any(p.startswith("live.sweep_command:") for p in problems)
+    assert any(p.startswith("findings[0].blocked_by:") for p in problems)
+    assert any(p.startswith("tests[0].outcome: 'blocked' is not one of") for p in problems)
+    assert any(p.startswith("findings[2].classification: 'remark' is not one of") for p in problems)
+
+
+def test_validate_results__inconclusive_consistency() -> None:
+    results = load("inconclusive")
+    results["findings"][2]["blocked_by"] = "a step"  # a note blocks nothing
+    rc06 = next(r for r in results["requirements"] if r["id"] == "RC-06")
+    rc06["tests"] = []
+    for test in results["tests"]:
+        test["requirements"] = [rid for rid in test["requirements"] if rid != "RC-06"]
+
+    problems = validate_results(results)
+
+    assert "findings[2] (F3).blocked_by: only an inconclusive finding names a blocking step" in problems
+    assert any("(RC-06): verdict inconclusive but it lists no tests" in p for p in problems)
+
+
+def test_report_html__inconclusive_banner_is_neither_pass_nor_fail() -> None:
+    results = load("inconclusive")
+    page = Page(render_html(results))
+    banner = _banner(page)
+
+    assert "banner-inconclusive" in banner.classes
+    assert not banner.classes & {"banner-pass", "banner-fail", "banner-gaps"}
+    assert "2 requirements could not be proven" in banner.text
+    assert "nothing here shows the server broke the contract" in banner.text
+    # It names each blocked requirement with the step that blocked it.
+    for finding in results["findings"]:
+        if finding["classification"] == "inconclusive":
+            assert finding["requirement"] in banner.text
+            assert finding["blocked_by"] in banner.text
+    assert "RC-05" not in banner.text, "a note blocks nothing"
+
+
+def test_report_html__banner_follows_run_verdict() -> None:
+    results = load("inconclusive")
+    derived = copy.deepcopy(results)
+    del derived["run"]["verdict"]  # an older file: derived from the requirement verdicts
+    said_violation = copy.deepcopy(results)
+    said_violation["run"]["verdict"] = "violation"
+
+    assert _banner_label(derived) == "INCONCLUSIVE"
+    assert _banner_label(said_violation) == "FAIL"
+    mixed = _with_violation(results)
+    assert _banner_label(mixed) == "FAIL", "a violation outranks inconclusive"
+    del mixed["run"]["verdict"]
+    assert _banner_label(mixed) == "FAIL"
+
+
+@pytest.mark.parametrize(("name", "verdict"), [("passing", "pass"), ("failing", "violation"), ("empty", "empty")])
+def test_report_html__older_fixtures_keep_their_verdict(name: str, verdict: str) -> None:
+    results = load(name)
+    assert "verdict" not in results["run"]
+    with_verdict = copy.deepcopy(results)
+    with_verdict["run"]["verdict"] = verdict
+
+    old = Page(render_html(results))
+    new = Page(render_html(with_verdict))
+
+    assert _banner(old).classes == _banner(new).classes
+    assert _banner_label(results) == _banner_label(with_verdict)
+    assert not [e for e in old.elements if "v-inconclusive" in e.classes and e.text != "0 inconclusive"]
+
+
+def test_report_html__blocked_step_and_its_exchange_are_shown() -> None:
+    results = load("inconclusive")
+    page = Page(render_html(results))
+
+    for finding in (f for f in results["findings"] if f["classification"] == "inconclusive"):
+        section = page.by_id(f"req-{finding['requirement']}")
+        article = page.by_id(f"finding-{finding['id']}")
+        assert section in article.ancestors
+        assert "Could not be proven" in section.text
+        assert [e.text for e in page.within(article, "blocked-by")] == [finding["blocked_by"]]
+        assert [m.text for m in page.within(article, "message")] == [finding["message"]]
+        exchange = finding["exchanges"][0]
+        assert len(page.within(article, "ev-request")) == 1
+        assert len(page.within(article, "ev-response")) == 1
+        (curl,) = page.within(article, "ev-curl")
+        assert exchange["curl"] in curl.text
+        assert str(exchange["response"]["status"]) in page.within(article, "ev-response")[0].text
+        assert not page.within(article, "sev"), "an inconclusive finding judges no severity"
+
+
+def test_report_html__needs_attention_lists_violations_then_inconclusive() -> None:
+    page = Page(render_html(_with_violation(load("inconclusive"))))
+    attention = page.by_id("attention")
+    links = [e.attrs["href"] for e in page.elements if attention in e.ancestors and "fid" in e.classes]
+
+    assert links == ["#finding-F9", "#finding-F1", "#finding-F2"]
+    heading = page.by_id("attention-inconclusive")
+    assert "not the server's fault" in heading.text
+    blocked = [e for e in page.elements if "attention-blocked" in e.classes]
+    assert len(blocked) == 1
+    assert all("v-inconclusive" in e.classes for e in page.within(blocked[0], "badge"))
+    assert "#finding-F3" not in links, "a note needs no attention"
+
+
+def test_report_html__inconclusive_only_run_needs_attention_without_violations() -> None:
+    page = Page(render_html(load("inconclusive")))
+    attention = page.by_id("attention")
+
+    assert not page.within(attention, "sev"), "no violation is listed"
+    assert "could not be proven" in attention.text.lower()
+
+
+def test_report_html__matrix_filter_offers_inconclusive() -> None:
+    page = Page(render_html(load("inconclusive")))
+    select = next(e for e in page.elements if e.tag == "select" and e.attrs.get("data-filter") == "verdict")
+    options = [e.attrs.get("value") for e in page.elements if e.tag == "option" and select in e.ancestors]
+
+    assert "inconclusive" in options
+    rows = [e for e in page.elements if e.tag == "tr" and e.attrs.get("data-verdict") == "inconclusive"]
+    assert [r.attrs["data-req"] for r in rows] == ["RC-06", "RC-08"]
+
+
+def test_report_html__note_is_low_key_and_no_failure() -> None:
+    results = load("inconclusive")
+    note = next(f for f in results["findings"] if f["classification"] == "note")
+    page = Page(render_html(results))
+    article = page.by_id(f"finding-{note['id']}")
+
+    assert "c-note" in article.classes
+    assert page.by_id(f"req-{note['requirement']}") in article.ancestors
+    assert [b.text for b in page.within(article, "badge")] == ["note"]
+    assert not page.within(article, "v-violation")
+    row = page.by_id(f"row-{note['requirement']}")
+    assert row.attrs["data-verdict"] == "pass"
+    assert "0 open violations" in _banner(page).text
+    assert "1 note" in _banner(page).text
+    # Its evidence is there, collapsed.
+    assert len(page.within(article, "ev-curl")) == 1
+
+
+def test_report_html__tests_table_shows_inconclusive_outcome() -> None:
+    page = Page(render_html(load("inconclusive")))
+    row = page.by_id(f"test-{T06}")
+    assert page.within(row, "t-inconclusive")
+    assert "inconclusive" in row.text
+
+
+def test_report_html__leftovers_show_the_sweep_command() -> None:
+    results = load("inconclusive")
+    page = Page(render_html(results))
+    live = page.by_id("live")
+
+    assert results["live"]["sweep_command"] in live.text
+    assert "214" in live.text and "requests sent" in live.text
+    cleaned = copy.deepcopy(results)
+    cleaned["live"]["leftovers"] = []
+    cleaned["live"]["sweep_command"] = None
+    assert "sweep" not in Page(render_html(cleaned)).by_id("live").text
+
+
+def test_junit__inconclusive_is_skipped_not_failure() -> None:
+    results = load("inconclusive")
+    xml = render_junit(results)
+    cases = _cases(xml)
+
+    for nodeid in (T06, T08):
+        test = next(t for t in results["tests"] if t["nodeid"] == nodeid)
+        finding = next(f for f in results["findings"] if f["test"] == nodeid)
+        case = _case_for(cases, nodeid)
+        assert case.find("failure") is None
+        assert case.find("error") is None
+        skipped = case.find("skipped")
+        assert skipped is not None
+        message = skipped.get("message") or ""
+        assert message.startswith("inconclusive: ")
+        assert finding["blocked_by"] in message
+        assert "curl " in (skipped.text or ""), "the blocking exchange is in the details"
+        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        assert ("raff.verdict", "inconclusive") in props
+        assert [v for n, v in props if n == "requirement"] == test["requirements"]
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite is not None
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("0", "0", "2")
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties") or []}
+    assert suite_props["verdict"] == "inconclusive"
+
+
+def test_junit__note_is_never_a_failure() -> None:
+    results = load("inconclusive")
+    note = next(f for f in results["findings"] if f["classification"] == "note")
+    case = _case_for(_cases(render_junit(results)), note["test"])
+
+    assert case.find("failure") is None
+    assert case.find("error") is None
+    assert case.find("skipped") is None
+    assert ("note", f"{note['id']}: {note['title']}") in [
+        (p.get("name"), p.get("value")) for p in case.iter("property")
+    ]
+    assert note["message"] in (case.findtext("system-out") or "")
+    # Not even under --strict-spec, which fails spec gaps.
+    strict = copy.deepcopy(results)
+    strict["run"]["strict_spec"] = True
+    assert _case_for(_cases(render_junit(strict)), note["test"]).find("failure") is None
+
+
+def test_compare__inconclusive_compared_notes_left_out() -> None:
+    current = load("inconclusive")
+    keys = {f["id"]: finding_key(f) for f in current["findings"]}
+
+    comparison = compare(current, load("passing"), "reports/old/results.json")
+
+    assert comparison["new"] == sorted([keys["F1"], keys["F2"]])
+    assert keys["F3"] not in comparison["new"] + comparison["fixed"] + comparison["unchanged"]
+    back = compare(load("passing"), current, "reports/new/results.json")
+    assert back["fixed"] == sorted([keys["F1"], keys["F2"]])
+    out = copy.deepcopy(current)
+    out["comparison"] = comparison
+    assert validate_results(out) == []
+    page = Page(render_html(out))
+    assert "F1" in page.by_id("comparison").text
+
+
+def test_apply_baseline__accepts_violations_only() -> None:
+    results = _with_violation(load("inconclusive"))
+    entries = []
+    for fid in ("F1", "F3", "F9"):  # inconclusive, note, violation
+        finding = next(f for f in results["findings"] if f["id"] == fid)
+        entries.append(
+            {
+                "requirement": finding["requirement"],
+                "operation": finding["operation"],
+                "check": finding["check"],
+                "title": finding["title"],
+                "reason": "r",
+                "ticket": f"API-{fid}",
+                "expires": "2026-07-01",
+            }
+        )
+
+    out = apply_baseline(results, entries, date(2026, 5, 21), path="baseline.yaml")
+
+    assert [e["ticket"] for e in out["baseline"]["known"]] == ["API-F9"]
+    assert [e["ticket"] for e in out["baseline"]["fixed"]] == ["API-F1", "API-F3"]
+    findings = {f["id"]: f for f in out["findings"]}
+    assert findings["F1"]["known"] is None and findings["F3"]["known"] is None
+    verdicts = {r["id"]: r["verdict"] for r in out["requirements"]}
+    assert (verdicts["RC-02"], verdicts["RC-06"], verdicts["RC-08"]) == ("known", "inconclusive", "inconclusive")
+    assert validate_results(out) == []
+    # The verdict decided before the baseline is stale: the report derives it again.
+    assert "verdict" not in out["run"]
+    assert _banner_label(out) == "INCONCLUSIVE"
+    case = _case_for(_cases(render_junit(out)), T02)
+    assert case.find("failure") is None

@@ -85,8 +85,9 @@ def _own_backups(credentials: dict[str, str], prefix: str) -> list[dict]:
 def test_safety__interrupted_run_leaves_nothing(tmp_path: Path, signum: int) -> None:
     prefix = f"interrupted{signum}"
     with mock_process("--backup-delay", "1.5") as credentials:
+        # A mock in a process of its own is a real server to the suite: writes need the opt-in.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "RAFF_NAME_PREFIX": prefix,
-               **{key: credentials[key] for key in SUITE_ENV_KEYS}}
+               "RAFF_ALLOW_WRITES": "1", **{key: credentials[key] for key in SUITE_ENV_KEYS}}
         run = subprocess.Popen(
             [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py", "-p", "no:cacheprovider",
              "-q", "--report-dir", str(tmp_path / "reports")],

@@ -1,7 +1,10 @@
 """Run-to-run comparison and the baseline of known issues.
 
 Both work on ``finding_key``, the identity of a finding that survives between runs (finding
-ids such as F1 are renumbered every run).
+ids such as F1 are renumbered every run). Notes judge nothing and are left out of the
+comparison; inconclusive findings are compared like the others (a precondition that failed
+in this run and not in the last is worth knowing) but never count as violations. A baseline
+accepts violations only.
 """
 
 from __future__ import annotations
@@ -24,15 +27,22 @@ class BaselineError(ValueError):
 
 
 def compare(current: Mapping[str, Any], previous: Mapping[str, Any], previous_path: str) -> Comparison:
-    """The ``comparison`` block: findings new in ``current``, fixed since ``previous``, unchanged."""
-    now = {finding_key(f) for f in current.get("findings") or []}
-    before = {finding_key(f) for f in previous.get("findings") or []}
+    """The ``comparison`` block: findings new in ``current``, fixed since ``previous``, unchanged.
+
+    Notes are not compared: one appearing or going away says nothing about the server.
+    """
+    now = {finding_key(f) for f in _compared(current)}
+    before = {finding_key(f) for f in _compared(previous)}
     return {
         "previous": {"started_at": str((previous.get("run") or {}).get("started_at", "")), "path": previous_path},
         "new": sorted(now - before),
         "fixed": sorted(before - now),
         "unchanged": sorted(now & before),
     }
+
+
+def _compared(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [f for f in results.get("findings") or [] if f.get("classification") != "note"]
 
 
 def load_baseline(path: str | Path) -> list[BaselineEntry]:
@@ -82,7 +92,8 @@ def apply_baseline(
     """A copy of ``results`` with baselined findings marked known and the ``baseline`` block filled.
 
     An expired entry suppresses nothing: its findings count as violations again, so that a
-    baseline cannot quietly turn into a permanent waiver.
+    baseline cannot quietly turn into a permanent waiver. Only violations are matched: a spec
+    gap, an inconclusive finding or a note fails nothing, so there is nothing to accept.
     """
     out = copy.deepcopy(dict(results))
     findings = out.get("findings") or []
@@ -91,7 +102,7 @@ def apply_baseline(
     fixed: list[BaselineMatch] = []
     for entry in entries:
         key = finding_key(entry)
-        matches = [f for f in findings if finding_key(f) == key]
+        matches = [f for f in findings if f["classification"] == "violation" and finding_key(f) == key]
         match: BaselineMatch = {**entry, "key": key, "findings": [f["id"] for f in matches]}
         if not matches:
             fixed.append(match)
@@ -123,6 +134,9 @@ def apply_baseline(
         if violations and all(f.get("known") for f in violations) and not unexplained:
             requirement["verdict"] = "known"
     out["baseline"] = {"path": path, "known": known, "expired": expired, "fixed": fixed}
+    # A run verdict decided before the baseline is stale now; without it the report derives the
+    # verdict from the requirements (the plugin applies the baseline first, then decides).
+    (out.get("run") or {}).pop("verdict", None)
     return out
 
 

@@ -3,6 +3,10 @@
 CI shows only failures, so only what fails the run is a <failure>: spec gaps and baselined
 (known) findings are reported as <system-out> text and properties instead. The failure
 message is the finding's plain-words message, the same text the HTML report shows.
+
+A test whose evidence could not be gathered (inconclusive) is a <skipped message="inconclusive:
+…"> with the property raff.verdict=inconclusive: it is not the server's fault, so it is no
+failure, and no error of the suite either. Notes are a property and a <system-out> line only.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def render_junit(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str
         ("contract_version", (clean.get("contract") or {}).get("version")),
         ("hypothesis_seed", run.get("hypothesis_seed")),
         ("command", run.get("command")),
+        ("verdict", run.get("verdict")),
     ):
         if value is not None:
             ET.SubElement(suite_props, "property", name=name, value=str(value))
@@ -51,6 +56,9 @@ def render_junit(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str
         findings = [findings_by_id[fid] for fid in test["findings"] if fid in findings_by_id]
         gaps = [f for f in findings if f["classification"] == "spec_gap"]
         known = [f for f in findings if f.get("known")]
+        blocked = _unique_blocked(findings)
+        notes = [f for f in findings if f["classification"] == "note"]
+        status = classify_test(test, findings_by_id, strict)
 
         props = ET.SubElement(case, "properties")
         for rid in test["requirements"]:
@@ -59,8 +67,13 @@ def render_junit(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str
             ET.SubElement(props, "property", name="spec_gap", value=f"{finding['id']}: {finding['title']}")
         for finding in known:
             ET.SubElement(props, "property", name="known", value=f"{finding['id']}: {finding['known']['ticket']}")
+        for finding in notes:
+            ET.SubElement(props, "property", name="note", value=f"{finding['id']}: {finding['title']}")
+        if status == "inconclusive":
+            ET.SubElement(props, "property", name="raff.verdict", value="inconclusive")
+            for finding in blocked:
+                ET.SubElement(props, "property", name="blocked_by", value=finding.get("blocked_by") or finding["title"])
 
-        status = classify_test(test, findings_by_id, strict)
         if status == "skipped":
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", message=test.get("message") or "skipped")
@@ -78,12 +91,20 @@ def render_junit(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str
                 case, "failure", message=message, type=", ".join(sorted({f["check"] for f in failing})) or "failure"
             )
             failure.text = _details(failing) or test.get("message") or ""
+        elif status == "inconclusive":
+            counts["skipped"] += 1
+            reason = "; ".join(_blocked_line(f) for f in blocked) or test.get("message") or "evidence not gathered"
+            skipped = ET.SubElement(case, "skipped", message=f"inconclusive: {reason}")
+            skipped.text = _details(blocked) or test.get("message") or ""
 
         out = [f"SPEC GAP: {f['title']}. {f['message']}" for f in gaps if not (strict and status == "failure")]
         out += [
             f"KNOWN ISSUE ({f['known']['ticket']}, until {f['known']['expires']}): {f['title']}. {f['message']}"
             for f in known
         ]
+        if status != "inconclusive":  # an inconclusive case has it in <skipped> already
+            out += [f"COULD NOT BE PROVEN: {_blocked_line(f)}" for f in blocked]
+        out += [f"NOTE (judges nothing): {f['title']}. {f['message']}" for f in notes]
         if out:
             ET.SubElement(case, "system-out").text = "\n".join(out)
 
@@ -101,8 +122,10 @@ def _details(findings: list[Mapping[str, Any]]) -> str:
     blocks = []
     for finding in findings:
         lines = [f"{finding['id']} [{finding['severity']}] {finding['check']}: {finding['title']}", finding["message"]]
+        if finding.get("blocked_by"):
+            lines.append(f"blocked by: {finding['blocked_by']}")
         statuses = (finding.get("expected") or {}).get("statuses") or {}
-        if statuses:
+        if statuses and finding["classification"] != "inconclusive":  # it judged no status
             lines.append("expected: " + ", ".join(f"{code} ({origin})" for code, origin in statuses.items()))
         for step, exchange in enumerate(finding.get("exchanges") or [], start=1):
             request = exchange["request"]
@@ -118,6 +141,21 @@ def _details(findings: list[Mapping[str, Any]]) -> str:
             lines.append(f"replay: {replay['command']}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _unique_blocked(findings: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The inconclusive findings, one per blocked step: one step can block several requirements."""
+    first: dict[str, Mapping[str, Any]] = {}
+    for finding in findings:
+        if finding["classification"] == "inconclusive":
+            first.setdefault(_blocked_line(finding), finding)
+    return list(first.values())
+
+
+def _blocked_line(finding: Mapping[str, Any]) -> str:
+    """The step and what happened ("step — message"); the message alone when no step is named."""
+    step = finding.get("blocked_by")
+    return f"{step} — {finding['message']}" if step else finding["message"]
 
 
 def _short(body: Any) -> str:

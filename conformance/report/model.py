@@ -15,9 +15,18 @@ from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_or
 SCHEMA_VERSION = 1
 REDACTED = "[REDACTED]"
 
-Verdict = Literal["pass", "violation", "spec_gap", "skipped", "not_covered", "known"]
-Outcome = Literal["passed", "failed", "skipped", "error"]
-Classification = Literal["violation", "spec_gap"]
+# inconclusive: the evidence for the requirement could not be gathered (a precondition failed, a
+# step of the scenario was not reached). It is never a violation: nothing shows the server broke
+# anything. Precedence when the plugin folds a requirement's findings into one verdict:
+# violation > inconclusive > skipped > spec_gap > pass.
+Verdict = Literal["pass", "violation", "inconclusive", "spec_gap", "skipped", "not_covered", "known"]
+Outcome = Literal["passed", "failed", "inconclusive", "skipped", "error"]
+# violation and spec_gap judge the server; inconclusive says a requirement could not be judged;
+# note is for a reviewer's eye only and affects no verdict, count or exit code.
+Classification = Literal["violation", "spec_gap", "inconclusive", "note"]
+# The run's overall verdict; it decides the exit code: 0 pass / spec_gap (1 with --strict-spec),
+# 1 violation, 6 inconclusive (no violation, but a requirement could not be proven).
+RunVerdict = Literal["pass", "violation", "inconclusive", "spec_gap", "empty"]
 Severity = Literal["critical", "high", "medium", "low"]
 Origin = Literal["published", "overlay"]  # where a documented status code comes from
 RequirementKind = Literal["contract", "documented", "inferred"]
@@ -53,6 +62,7 @@ class Run(TypedDict):
     strict_spec: bool  # spec gaps fail the run too
     command: str  # reproduces the whole run
     exit_status: int | None
+    verdict: NotRequired[RunVerdict]  # absent in files written before it existed: derived then
 
 
 class Request(TypedDict):
@@ -134,7 +144,10 @@ class Finding(TypedDict):
     expected: Expected | None  # None when the finding names no operation of the contract
     replay: Replay | None  # property-based findings only
     confirmed: bool | None  # live re-check: True reproduced, False flaky, None not re-checked
-    known: Known | None  # set by compare.apply_baseline
+    known: Known | None  # set by compare.apply_baseline (violations only)
+    # inconclusive only: the step or precondition that blocked, e.g. "ready_A3: backup 1234 still
+    # 'pending' after 30s"; ``exchanges`` then hold that step's exchange. None or absent otherwise.
+    blocked_by: NotRequired[str | None]
 
 
 class OperationCoverage(TypedDict):
@@ -174,6 +187,8 @@ class Live(TypedDict):
     backups_created: int
     wait_seconds: float
     leftovers: list[str]
+    requests_sent: NotRequired[int]
+    sweep_command: NotRequired[str | None]  # deletes the leftovers; set when there are any
 
 
 class PreviousRun(TypedDict):
@@ -235,13 +250,15 @@ def finding_key(finding: Mapping[str, Any]) -> str:
 
 # --- derived facts shared by the HTML and JUnit renderers, so both tell the same story ---
 
-TestCounts = Literal["ok", "failure", "error", "skipped", "known"]  # what a test counts as for the run
+# What a test counts as for the run. inconclusive is neither a failure nor a pass.
+TestCounts = Literal["ok", "failure", "error", "skipped", "known", "inconclusive"]
 
 
 def classify_test(
     test: Mapping[str, Any], findings_by_id: Mapping[str, Mapping[str, Any]], strict_spec: bool
 ) -> TestCounts:
-    """How a test counts for the run: a spec gap or a baselined finding is not a failure."""
+    """How a test counts for the run: a spec gap, a baselined finding or a note is not a failure;
+    a test whose evidence could not be gathered is inconclusive, unless it also found a violation."""
     if test["outcome"] == "error":
         return "error"
     if test["outcome"] == "skipped":
@@ -255,6 +272,8 @@ def classify_test(
         # A failed test with no finding is an unexplained failure; one whose violations are all
         # baselined is a known issue.
         return "known" if any(f.get("known") for f in findings) else "failure"
+    if test["outcome"] == "inconclusive" or any(f["classification"] == "inconclusive" for f in findings):
+        return "inconclusive"
     return "ok"
 
 
@@ -283,6 +302,8 @@ def validate_results(d: Any) -> list[str]:
             problems.append(f"requirements[{i}] ({req['id']}): verdict not_covered but it lists tests")
         if req["verdict"] == "skipped" and not req["reason"]:
             problems.append(f"requirements[{i}] ({req['id']}): skipped without a reason")
+        if req["verdict"] == "inconclusive" and not req["tests"]:
+            problems.append(f"requirements[{i}] ({req['id']}): verdict inconclusive but it lists no tests")
     for i, test in enumerate(d["tests"]):
         for rid in test["requirements"]:
             if rid not in requirement_ids:
@@ -298,6 +319,12 @@ def validate_results(d: Any) -> list[str]:
             problems.append(f"{where}.test: unknown test {finding['test']!r}")
         if finding["known"] is not None:
             _check_date(f"{where}.known.expires", finding["known"]["expires"], problems)
+            if finding["classification"] in ("inconclusive", "note"):
+                problems.append(
+                    f"{where}.known: a baseline accepts violations, not {finding['classification']} findings"
+                )
+        if finding.get("blocked_by") is not None and finding["classification"] != "inconclusive":
+            problems.append(f"{where}.blocked_by: only an inconclusive finding names a blocking step")
     return problems
 
 

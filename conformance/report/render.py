@@ -26,13 +26,24 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 VERDICT_LABELS = {
     "pass": "pass",
     "violation": "violation",
+    "inconclusive": "inconclusive",
     "spec_gap": "spec gap",
     "skipped": "skipped",
     "not_covered": "not covered",
     "known": "known issue",
 }
 # Sort order of the matrix's verdict column: what needs a reviewer first.
-VERDICT_RANK = {"violation": 0, "known": 1, "spec_gap": 2, "not_covered": 3, "skipped": 4, "pass": 5}
+VERDICT_RANK = {
+    "violation": 0,
+    "inconclusive": 1,
+    "known": 2,
+    "spec_gap": 3,
+    "not_covered": 4,
+    "skipped": 5,
+    "pass": 6,
+}
+# Findings under a requirement: what judges the server first, what judges nothing last.
+CLASSIFICATION_RANK = {"violation": 0, "inconclusive": 1, "spec_gap": 2, "note": 3}
 PHASE_ORDER = ("examples", "coverage", "fuzzing", "stateful")
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _URL = re.compile(r"(https?://[^\s;,)]+)")
@@ -153,15 +164,26 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
     for req in requirements:
         req_findings = sorted(
             (f for f in findings if f.get("requirement") == req["id"]),
-            key=lambda f: (f["classification"] != "violation", bool(f.get("known")), _finding_order(f)),
+            key=lambda f: (
+                CLASSIFICATION_RANK.get(f["classification"], 9),
+                bool(f.get("known")),
+                _finding_order(f),
+            ),
         )
+        blocked = [f for f in req_findings if f["classification"] == "inconclusive"]
         rows.append(
             {
                 "req": req,
                 "label": VERDICT_LABELS.get(req["verdict"], req["verdict"]),
                 "rank": VERDICT_RANK.get(req["verdict"], 9),
                 "order": _id_order(req["id"]),
-                "findings": req_findings,
+                # findings: those that judge the server (violations, spec gaps); blocked: the
+                # inconclusive ones; notes: judge nothing. listed: all three, for the matrix.
+                "findings": [f for f in req_findings if f["classification"] in ("violation", "spec_gap")],
+                "blocked": blocked,
+                "steps": _blocked_steps(req, blocked),
+                "notes": [f for f in req_findings if f["classification"] == "note"],
+                "listed": req_findings,
                 "tests": [
                     _test_row(tests_by_id[n], counts_as, _status_for(tests_by_id[n], req["id"], findings_by_id, strict))
                     for n in req["tests"]
@@ -169,26 +191,42 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
                 ],
             }
         )
-    orphans = [f for f in findings if f.get("requirement") not in req_ids]
+    orphans = [f for f in findings if f.get("requirement") not in req_ids and f["classification"] != "note"]
+    orphan_notes = [f for f in findings if f.get("requirement") not in req_ids and f["classification"] == "note"]
+    orphan_kinds = {f["classification"] for f in orphans}
 
     open_violations = [f for f in findings if f["classification"] == "violation" and not f.get("known")]
     known = [f for f in findings if f.get("known")]
     gaps = [f for f in findings if f["classification"] == "spec_gap"]
+    inconclusive = [f for f in findings if f["classification"] == "inconclusive"]
+    notes = [f for f in findings if f["classification"] == "note"]
     verdicts = Counter(r["verdict"] for r in requirements)
     outcomes = Counter(t["outcome"] for t in tests)
     failing_tests = [t for t in tests if counts_as[t["nodeid"]] in ("failure", "error")]
+    blocked_rows = [row for row in rows if row["req"]["verdict"] == "inconclusive"]
+    run = results.get("run") or {}
+    verdict = run.get("verdict") or _derived_verdict(tests, open_violations, failing_tests, gaps, verdicts)
 
     return {
         "problems": problems,
-        "banner": _banner(tests, open_violations, failing_tests, gaps, verdicts, strict),
+        "verdict": verdict,
+        "banner": _banner(verdict, tests, open_violations, gaps, verdicts, strict, blocked_rows),
+        "blocked_rows": blocked_rows,
         "verdict_counts": [(v, VERDICT_LABELS[v], verdicts.get(v, 0)) for v in _verdict_display_order()],
-        "outcome_parts": [f"{outcomes[o]} {o}" for o in ("passed", "failed", "error", "skipped") if outcomes.get(o)],
+        "outcome_parts": [
+            f"{outcomes[o]} {o}" for o in ("passed", "failed", "error", "inconclusive", "skipped") if outcomes.get(o)
+        ],
         "attention": sorted(open_violations, key=_finding_order),
+        "attention_blocked": _attention_blocked(rows, orphans),
         "unexplained": [t for t in failing_tests if not any(fid in findings_by_id for fid in t["findings"])],
         "known_findings": known,
         "gap_findings": gaps,
+        "inconclusive_findings": inconclusive,
+        "note_findings": notes,
         "rows": rows,
         "orphans": orphans,
+        "orphan_class": next((k for k in ("violation", "inconclusive", "spec_gap") if k in orphan_kinds), "note"),
+        "orphan_notes": orphan_notes,
         "operations": sorted({op for r in requirements for op in r.get("operations", [])}),
         "kinds": sorted({r.get("kind", "") for r in requirements}),
         "verdicts_present": [v for v in _verdict_display_order() if verdicts.get(v)],
@@ -242,38 +280,115 @@ def _status_for(
         return "failure", None
     if any(f.get("known") for f in mine):
         return "known", note
+    if any(f["classification"] == "inconclusive" for f in mine):
+        return "inconclusive", note
     return "ok", note
 
 
-def _banner(
+def _blocked_steps(req: Mapping[str, Any], blocked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What kept an inconclusive requirement from being proven, one entry per distinct step."""
+    steps: dict[str, dict[str, Any]] = {}
+    for finding in blocked:
+        step = finding.get("blocked_by") or finding["title"]
+        steps.setdefault(step, {"step": step, "ids": []})["ids"].append(finding["id"])
+    if not steps and req["verdict"] == "inconclusive":
+        return [{"step": req.get("reason") or "no blocking step was recorded", "ids": []}]
+    return list(steps.values())
+
+
+def _attention_blocked(rows: list[dict[str, Any]], orphans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The second part of "Needs attention": what could not be proven, per requirement, then the rest."""
+    entries = []
+    for row in rows:
+        if row["blocked"]:
+            entries += [
+                {"finding": f, "req": row["req"], "step": f.get("blocked_by") or f["title"]} for f in row["blocked"]
+            ]
+        elif row["req"]["verdict"] == "inconclusive":
+            entries.append({"finding": None, "req": row["req"], "step": row["steps"][0]["step"]})
+    entries += [
+        {"finding": f, "req": None, "step": f.get("blocked_by") or f["title"]}
+        for f in orphans
+        if f["classification"] == "inconclusive"
+    ]
+    return entries
+
+
+def _derived_verdict(
     tests: list[dict[str, Any]],
     open_violations: list[dict[str, Any]],
     failing_tests: list[dict[str, Any]],
     gaps: list[dict[str, Any]],
     verdicts: Counter[str],
-    strict: bool,
-) -> dict[str, str]:
+) -> str:
+    """The run verdict of a results.json written before ``run.verdict`` existed."""
     if not tests:
+        return "empty"
+    if open_violations or failing_tests or verdicts.get("violation", 0):
+        return "violation"
+    if verdicts.get("inconclusive", 0):
+        return "inconclusive"
+    if gaps or verdicts.get("spec_gap", 0):
+        return "spec_gap"
+    return "pass"
+
+
+def _banner(
+    verdict: str,
+    tests: list[dict[str, Any]],
+    open_violations: list[dict[str, Any]],
+    gaps: list[dict[str, Any]],
+    verdicts: Counter[str],
+    strict: bool,
+    blocked_rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The banner follows the run's verdict, the one that decided the exit code."""
+    blocked = len(blocked_rows)
+    proven = f"{blocked} requirement{'' if blocked == 1 else 's'} could not be proven"
+    banner: dict[str, Any] = {"extra": [], "blocked": []}
+    if not tests or verdict == "empty":
         # An empty run proves nothing; calling it PASS would be the "green run" trap.
         return {
+            **banner,
             "status": "empty",
             "label": "NO TESTS RAN",
             "detail": "Nothing was tested, so no requirement was checked.",
         }
     has_gaps = bool(gaps) or verdicts.get("spec_gap", 0) > 0
-    if open_violations or failing_tests or verdicts.get("violation", 0):
+    if verdict == "violation" or (verdict == "spec_gap" and strict):
         detail = "The API does not meet at least one requirement."
         if strict and has_gaps and not open_violations:
             detail = "Spec gaps fail this run (--strict-spec)."
-        return {"status": "fail", "label": "FAIL", "detail": detail}
-    if has_gaps:
+        if blocked:
+            banner["extra"].append(f"Besides, {proven} (see Needs attention).")
+        return {**banner, "status": "fail", "label": "FAIL", "detail": detail}
+    if open_violations:
+        # Only violations a live re-check did not reproduce can be open without failing the run.
+        n = len(open_violations)
+        banner["extra"].append(
+            f"{n} violation{'' if n == 1 else 's'} not reproduced on re-check: shown below, not failing the run."
+        )
+    if verdict == "inconclusive":
         return {
+            **banner,
+            "status": "inconclusive",
+            "label": "INCONCLUSIVE",
+            "detail": (
+                f"{proven}; nothing here shows the server broke the contract."
+                if blocked
+                else "Some evidence could not be gathered; nothing here shows the server broke the contract."
+            ),
+            "blocked": blocked_rows,
+        }
+    if verdict == "spec_gap" or has_gaps:
+        return {
+            **banner,
             "status": "gaps",
             "label": "PASS with spec gaps",
             "detail": "The API meets the requirements, but some answers are allowed only by the overlay, "
             "not by the published spec.",
         }
-    return {"status": "pass", "label": "PASS", "detail": "Every covered requirement is met."}
+    return {**banner, "status": "pass", "label": "PASS", "detail": "Every covered requirement is met."}
 
 
 def _coverage(coverage: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,4 +90,5 @@ def test_backups_every_scenario_response_conforms(scenario: ScenarioRecord, cont
         conforms(contract, exchange, "RC-14")
         if name.startswith(("create_", "ready_")):
             evidence.attach(exchange)
-    status_code_is(scenario.step("create_A1"), 202, "RC-14")
+    # Without a ready backup no Backup body (createBackup 202, getBackup 200) was checked at all.
+    scenario.require("A1")

@@ -46,7 +46,10 @@ OPTIONS: dict[str, Option] = {
         "--other-account-vm-id", "RAFF_OTHER_ACCOUNT_VM_ID", "optional VM the key's account does not own", "uuid"
     ),
     "allow_writes": Option(
-        "--allow-writes", "RAFF_ALLOW_WRITES", "let state-changing tests run against a non-loopback target", "bool"
+        "--allow-writes",
+        "RAFF_ALLOW_WRITES",
+        "let state-changing tests run against a server other than the bundled mock",
+        "bool",
     ),
     "allow_restore": Option(
         "--allow-restore", "RAFF_ALLOW_RESTORE", "the VM is disposable: restore tests may overwrite its disk", "bool"

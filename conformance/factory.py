@@ -28,6 +28,7 @@ class Ready:
     final: Exchange | None
     problem: str | None = None  # what actually happened, in plain words
     last: Exchange | None = None  # the last answer seen while waiting (evidence)
+    timed_out: bool = False  # still not ready at RAFF_READY_TIMEOUT
 
 
 class BackupFactory:
@@ -64,7 +65,7 @@ class BackupFactory:
         except WaitTimeout as error:
             self.ledger.wait_seconds += self.settings.effective_ready_timeout
             last = Exchange.from_httpx(error.last, "getBackup") if error.last is not None else None
-            return Ready(None, str(error), last)
+            return Ready(None, str(error), last, timed_out=True)
         except httpx.HTTPError as error:
             return Ready(None, f"getBackup of {backup_id} got no answer ({type(error).__name__}: {error})")
         self.ledger.wait_seconds += waited

@@ -64,7 +64,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport
 
 from conformance.checks import exchange_from_schemathesis
-from conformance.client import RaffClient, RateLimiter
+from conformance.client import RaffClient, RateLimiter, WaitTimeout
 from conformance.contract import Contract
 from conformance.exchange import Exchange, clean_headers
 from conformance.fuzz_checks import (
@@ -519,7 +519,13 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
         if backup_id is None:
             break
         created.record(backup_id)  # before the wait: cleanup must know it whatever happens next
-        _, waited = client.wait_for_backup(backup_id, timeout=settings.effective_ready_timeout)
+        try:
+            _, waited = client.wait_for_backup(backup_id, timeout=settings.effective_ready_timeout)
+        except WaitTimeout as error:
+            # Never ready: pin nothing more (each further target would wait as long again).
+            created.own.wait_seconds += settings.effective_ready_timeout
+            client.notify(f"pinned fuzzing: no more targets created, {error}")
+            break
         created.own.wait_seconds += waited
         backups[role] = backup_id
     return Targets(project_id=targets.project_id, vm_id=targets.vm_id, backups=backups)

@@ -100,6 +100,9 @@ class ScenarioRunner:
         self.client = client
         self.factory = factory
         self.record = ScenarioRecord(settings.vm_id or "", settings.second_vm_id)
+        # Set when a backup never became ready: later creates would most likely wait as long again
+        # (on a live server each wait is up to RAFF_READY_TIMEOUT, and each backup costs money).
+        self.stalled: str | None = None
 
     def _do(self, name: str, call: Callable[[], httpx.Response], operation_id: str) -> Exchange | None:
         try:
@@ -113,6 +116,9 @@ class ScenarioRunner:
 
     def _create(self, label: str, vm_id: str) -> None:
         create, ready = f"create_{label}", f"ready_{label}"
+        if self.stalled:
+            self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {self.stalled}"
+            return
         try:
             created, backup_id = self.factory.submit(vm_id)
         except BudgetSpent as error:
@@ -134,6 +140,8 @@ class ScenarioRunner:
             self.record.missing[ready] = f"{create} answered {created.status}, then {outcome.problem}"
             if outcome.last is not None:
                 self.record.blocking[ready] = outcome.last
+            if outcome.timed_out:
+                self.stalled = f"the scenario stopped creating after {label} never became ready ({outcome.problem})"
             return
         self.record.steps[ready] = outcome.final
         self.record.ids[label] = backup_id

@@ -1,0 +1,110 @@
+"""The suite against a server this project did not write: Stoplight Prism mocking the merged contract.
+
+Prism is stateless: it answers every valid request with the contract's example, whatever the id,
+and checks only that a key is present. So the verdicts a correct suite must reach are known:
+what Prism can show passes (or is a spec gap), what needs state is inconclusive (a backup never
+becomes ready: its example status is "string"), and what Prism really gets wrong is a violation
+with evidence: 202 for an unknown VM (RC-02), any key accepted (RC-13), its own 422 validation
+answer (RC-14, undocumented). Nothing else may be a violation, and no JSON answer may be called
+"not JSON" (Prism spells the header ``Content-type``).
+
+``.ci/install-prism`` installs the pinned Prism into ``.tools/prism``; without it this is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.mockproc import ROOT
+
+PRISM = ROOT / ".tools" / "prism" / "node_modules" / ".bin" / "prism"
+STATEFUL = {"RC-06", "RC-08", "RC-10", "RC-15", "RC-16"}
+PRISM_GETS_WRONG = {"RC-02", "RC-13", "RC-14"}
+
+
+def prism_binary() -> str | None:
+    return str(PRISM) if PRISM.exists() else shutil.which("prism")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def prism_server(contract: Path, log: Path) -> Iterator[str]:
+    """Prism mocking ``contract`` on a free loopback port (static examples); stopped on exit."""
+    binary = prism_binary()
+    assert binary is not None
+    port = _free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen([binary, "mock", "-h", "127.0.0.1", "-p", str(port), str(contract)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/api/v1/backups", timeout=2)
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Prism did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.skipif(prism_binary() is None, reason="Prism is not installed: run .ci/install-prism (CI does)")
+def test_foreign_server__prism_verdicts_are_true(tmp_path: Path) -> None:
+    contract = tmp_path / "merged.yaml"
+    subprocess.run([sys.executable, "-m", "conformance.cli", "contract", "--merged", "-o", str(contract)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    with prism_server(contract, tmp_path / "prism.log") as url:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+            "RAFF_BASE_URL": url, "RAFF_API_KEY": "prism-does-not-check-keys",
+            "RAFF_PROJECT_ID": "6f1a9b3e-1111-4222-8333-444455556666",
+            "RAFF_VM_ID": "0b9d7a52-2222-4333-8444-555566667777",
+            "RAFF_ALLOW_WRITES": "1", "RAFF_READY_TIMEOUT": "3",
+        }
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--report-dir={tmp_path / 'r'}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+    output = completed.stdout[-4000:] + completed.stderr[-2000:]
+    results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
+    verdicts = {req["id"]: req["verdict"] for req in results["requirements"]}
+    # Given what Prism is, each verdict is known (see the module docstring).
+    assert verdicts["RC-01"] in ("pass", "spec_gap"), output
+    assert verdicts["RC-05"] in ("pass", "spec_gap"), output
+    assert verdicts["RC-02"] == "violation" and verdicts["RC-13"] == "violation", verdicts
+    for req in STATEFUL:
+        assert verdicts[req] == "inconclusive", (req, verdicts)
+    violations = [f for f in results["findings"] if f["classification"] == "violation"]
+    assert {f["requirement"] for f in violations} <= PRISM_GETS_WRONG, [(f["requirement"], f["title"]) for f in violations]
+    for finding in violations:
+        if finding["requirement"] == "RC-14":  # Prism's own 422 for a request it could not validate
+            assert (finding["exchanges"][-1]["response"] or {}).get("status") == 422, finding["message"]
+    assert all(f["requirement"] for f in results["findings"]), "every finding names a requirement"
+    not_json = [f for f in results["findings"] if f["title"] == "response is not JSON"]
+    assert not [f for f in not_json if "json" in json.dumps(f["exchanges"][-1]["response"]["headers"]).lower()]
+    assert results["run"]["verdict"] == "violation" and completed.returncode == 1, output

@@ -100,7 +100,8 @@ def test_foreign_server__prism_verdicts_are_true(tmp_path: Path) -> None:
     for req in STATEFUL:
         assert verdicts[req] == "inconclusive", (req, verdicts)
     violations = [f for f in results["findings"] if f["classification"] == "violation"]
-    assert {f["requirement"] for f in violations} <= PRISM_GETS_WRONG, [(f["requirement"], f["title"]) for f in violations]
+    blamed = [(f["requirement"], f["title"]) for f in violations]
+    assert {f["requirement"] for f in violations} <= PRISM_GETS_WRONG, blamed
     for finding in violations:
         if finding["requirement"] == "RC-14":  # Prism's own 422 for a request it could not validate
             assert (finding["exchanges"][-1]["response"] or {}).get("status") == 422, finding["message"]

@@ -78,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start the bundled mock with this fault mode (repeatable; self-tests)",
     )
     group.addoption(
+        "--mock-real-stack",
+        action="store_true",
+        default=False,
+        help="start the bundled mock with real stacks' habits (router 404s, header spellings; self-tests)",
+    )
+    group.addoption(
         "--req",
         action="append",
         default=[],
@@ -284,7 +290,11 @@ def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
     if not state.settings.base_url:
         from conformance.mock import MockServer, create_app
 
-        app = create_app(defects=config.getoption("mock_defect"), faults=config.getoption("mock_fault"))
+        app = create_app(
+            defects=config.getoption("mock_defect"),
+            faults=config.getoption("mock_fault"),
+            real_stack=config.getoption("mock_real_stack"),
+        )
         state.mock = MockServer(app).__enter__()
         state.settings = state.settings.with_mock(state.mock.credentials())
     if preflight:

@@ -109,3 +109,20 @@ def test_foreign_server__prism_verdicts_are_true(tmp_path: Path) -> None:
     not_json = [f for f in results["findings"] if f["title"] == "response is not JSON"]
     assert not [f for f in not_json if "json" in json.dumps(f["exchanges"][-1]["response"]["headers"]).lower()]
     assert results["run"]["verdict"] == "violation" and completed.returncode == 1, output
+
+
+def test_foreign_server__mock_with_real_stack_habits_passes(tmp_path: Path) -> None:
+    """The bundled mock with a router's plain-text 404 for unroutable paths and other header spellings
+    (``Content-type``, ``CONTENT-TYPE``, ``Application/JSON``) is still a conforming server."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "not fuzz", "--mock-real-stack",
+         f"--report-dir={tmp_path / 'r'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+    )
+    results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert {req["verdict"] for req in results["requirements"]} <= {"pass", "spec_gap"}
+    notes = [f for f in results["findings"] if f["classification"] == "note"]
+    assert notes and {f["requirement"] for f in notes} == {"RC-05"}, notes
+    assert all(f["check"] == "unroutable_path" for f in notes)

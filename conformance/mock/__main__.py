@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--restore-delay", type=float, default=0.2, metavar="S", help="seconds a restore takes")
     parser.add_argument("--rate-limit", type=float, metavar="N", help="requests/s per API key (default: off)")
     parser.add_argument(
+        "--real-stack",
+        action="store_true",
+        help="habits of real HTTP stacks: a router's plain-text 404 for paths that do not route, "
+        "header names and JSON media types in other spellings",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -72,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             restore_delay=args.restore_delay,
             rate_limit=args.rate_limit,
             faults=args.fault,
+            real_stack=args.real_stack,
         )
     except (OSError, ValueError, yaml.YAMLError) as exc:
         parser.error(str(exc))

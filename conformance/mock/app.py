@@ -56,8 +56,10 @@ class MockApp(Starlette):
         defects: frozenset[str],
         faults: frozenset[str],
         rate_limit: float | None,
+        real_stack: bool = False,
     ) -> None:
         self.world = world
+        self.real_stack = real_stack
         self.rules = rules
         self.defects = defects
         self.faults = faults
@@ -108,6 +110,10 @@ class MockApp(Starlette):
             key = dict(scope.get("headers", [])).get(b"x-api-key", b"").decode("latin-1")
             if not self.limiter.allow(key):
                 early = fault_modes.too_many_requests(self.limiter.limit)
+        if early is None and self.real_stack and not routes(scope.get("raw_path") or scope["path"].encode()):
+            early = PlainTextResponse("404 page not found", status_code=404, media_type="text/plain; charset=utf-8")
+        if self.real_stack:
+            send = _respelled(send, number)
         if early is not None:
             await early(scope, receive, send)
             return
@@ -238,6 +244,47 @@ async def _read_body(request: Request, rules: OperationRules) -> bytes:
     return b"".join(chunks)
 
 
+# Real stacks' habits (``real_stack``), so the suite is kept honest about HTTP as the RFCs write it.
+# Header names are case-insensitive (RFC 9110 §5.1) and media types are case-insensitive with
+# parameters (RFC 9110 §8.3.1): alternate responses carry each spelling.
+CONTENT_TYPE_SPELLINGS = ((b"Content-type", b"application/json; charset=utf-8"), (b"CONTENT-TYPE", b"Application/JSON"))
+
+
+def routes(raw_path: bytes) -> bool:
+    """Whether a router of a typical stack would route this path to a template at all.
+
+    Go's net/http, nginx and most gateways clean or refuse the path before routing: an encoded
+    slash inside a segment, an empty segment, or a dot segment (plain or percent-encoded) never
+    matches a ``{id}`` template and gets the router's own plain-text 404. A single segment that is
+    merely not a UUID (``not-a-uuid``, ``%20``) does route, to the operation, which answers it.
+    """
+    path = raw_path.split(b"?", 1)[0]
+    segments = path.split(b"/")[1:]
+    if b"%2f" in path.lower() or any(segment == b"" for segment in segments[:-1]):
+        return False
+    return not any(segment.lower().replace(b"%2e", b".") in (b".", b"..") for segment in segments)
+
+
+def _respelled(send: Send, number: int) -> Send:
+    """``send`` with the response's Content-Type (and Retry-After) names and values respelled."""
+    name, json_value = CONTENT_TYPE_SPELLINGS[number % 2]
+
+    async def respell(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = []
+            for key, value in message.get("headers", []):
+                if key.lower() == b"content-type":
+                    key = name
+                    value = json_value if value.startswith(b"application/json") else value
+                elif key.lower() == b"retry-after":
+                    key = b"retry-after"
+                headers.append((key, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return respell
+
+
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": ERROR_LABELS[status], "message": message}, status_code=status, headers=headers)
 
@@ -250,6 +297,7 @@ def create_app(
     restore_delay: float = 0.2,
     rate_limit: float | None = None,
     faults: Iterable[str] = (),
+    real_stack: bool = False,
 ) -> Starlette:
     """A fresh mock with its own state; ``app.state.world`` holds it (``.credentials()`` for the ids)."""
     chosen_defects = check_defects(defects)
@@ -261,4 +309,5 @@ def create_app(
         defects=chosen_defects,
         faults=chosen_faults,
         rate_limit=rate_limit,
+        real_stack=real_stack,
     )

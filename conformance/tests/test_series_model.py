@@ -135,10 +135,16 @@ class Harness:
     # True while a VM's last change was a reset that closed points: the server owes a baseline.
     owes_baseline: dict[str, bool] = field(default_factory=dict)
     creates_cap: int | None = None  # most creates the book may record (live targets only)
+    cap_noticed: bool = False
     wait_seconds: float = 0.0
 
     def may_create(self) -> bool:
-        return self.creates_cap is None or self.book.backups_created < self.creates_cap
+        if self.creates_cap is None or self.book.backups_created < self.creates_cap:
+            return True
+        if not self.cap_noticed:
+            self.cap_noticed = True
+            self.client.notify(f"model run: RAFF_MAX_BACKUPS={self.creates_cap} reached; it creates no more backups")
+        return False
 
     def settle(self, vm: str) -> None:
         """Take and delete one throwaway backup, so the next example meets no owed baseline.

@@ -221,7 +221,7 @@ class RaffClient:
                 return response, time.monotonic() - started
             if time.monotonic() >= deadline:
                 raise WaitTimeout(
-                    f"backup {backup_id} still {status!r} after {timeout:.0f}s (waited for {'/'.join(until)})",
+                    f"backup {backup_id} still {status!r} after {timeout:g}s (waited for {'/'.join(until)})",
                     response,
                 )
             if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
@@ -229,7 +229,7 @@ class RaffClient:
                 until_clock = time.strftime("%H:%M:%S", time.localtime(time.time() + deadline - time.monotonic()))
                 self.notify(
                     f"waiting for backup {backup_id} to become {'/'.join(until)} (now {status!r}; "
-                    f"giving up at {until_clock}, RAFF_READY_TIMEOUT={timeout:.0f}s)"
+                    f"giving up at {until_clock}, RAFF_READY_TIMEOUT={timeout:g}s)"
                 )
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 1.5, max(0.5, timeout / 10))

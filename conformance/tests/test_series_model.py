@@ -340,7 +340,7 @@ class SeriesMachine(RuleBasedStateMachine):
             raise inconclusive(
                 f"ready {point.label}",
                 f"{point.label} ({backup_id}) was accepted, then getBackup still showed status "
-                f"{data.get('status')!r} after waiting up to {h.settings.effective_ready_timeout:.0f}s",
+                f"{data.get('status')!r} after waiting up to {h.settings.effective_ready_timeout:g}s",
                 [created, ready],
             )
         if ready.status != 200 or data.get("status") != "ready" or data.get("increment_id") != expected:

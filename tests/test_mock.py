@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import yaml
 from conformance.contract import load_contract
 from conformance.mock import DEFECTS, FAULTS, MockServer, create_app
 from conformance.mock.__main__ import main
+from conformance.mock.process import mock_process
 from conformance.mock.validation import validator_for
 from conformance.mock.world import default_seed
 
@@ -49,11 +51,16 @@ ALL_OPERATIONS = {
 }
 
 
+def media_type(value: str | None) -> str:
+    """The media type of a Content-Type value, lower-cased, without parameters (RFC 9110 §8.3.1)."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def checked(operation_id: str, response: httpx.Response) -> httpx.Response:
     """The response, after checking it is JSON and matches the contract for its status."""
     __tracebackhide__ = True
     assert response.status_code < 500, f"{operation_id} answered {response.status_code}: {response.text}"
-    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    assert media_type(response.headers.get("content-type")) == "application/json", response.headers
     schema = CONTRACT.response_schema(operation_id, response.status_code)
     assert schema is not None, f"{operation_id} answered undocumented {response.status_code}: {response.text}"
     errors = [error.message for error in validator_for(schema).iter_errors(response.json())]
@@ -771,6 +778,158 @@ def test_mock_rate_limit__per_key_with_burst(make_server: Callable[..., MockServ
     assert api.call("listBackups").status_code == 200
 
 
+# ---- real-stack mode ---------------------------------------------------------------------------
+
+
+def raw_exchange(
+    base_url: str, method: str, target: str, headers: dict[str, str] | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request over a bare socket, the target sent byte for byte (httpx would clean dot segments
+    and re-case header names): the status, the header lines as they were on the wire, the body."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close", "Content-Length: 0"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in header_lines]
+    return int(status_line.split()[1]), pairs, body  # type: ignore[return-value]
+
+
+def wire_header(pairs: list[tuple[str, str]], name: str) -> tuple[str, str]:
+    """The (name as spelled, value) of the one header called ``name`` in any case."""
+    found = [pair for pair in pairs if pair[0].lower() == name.lower()]
+    assert len(found) == 1, pairs
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def real() -> Iterator[MockServer]:
+    """A real-stack mock shared by tests that only read or send requests it must reject."""
+    app = create_app(real_stack=True)
+    seeded = set(app.state.world.backups)
+    with MockServer(app) as server:
+        yield server
+    assert set(app.state.world.backups) == seeded
+
+
+def _auth(server: MockServer) -> dict[str, str]:
+    creds = server.credentials()
+    return {"X-API-Key": creds["RAFF_API_KEY"], "X-Project-ID": creds["RAFF_PROJECT_ID"]}
+
+
+# Each form leaves the route templates: encoded slash, raw and encoded dot segments, empty segments,
+# an id holding %2F (decoded, "x%2Fchain" would even read as deleteBackupChain), and no template at all.
+UNROUTABLE = [
+    ("POST", "/api/v1/vms/..%2f..%2fbackups/backups/reset-chain"),
+    ("POST", "/api/v1/vms/../backups/reset-chain"),
+    ("POST", "/api/v1/vms/./backups/reset-chain"),
+    ("POST", "/api/v1/vms/%2e%2e/backups/reset-chain"),
+    ("POST", "/api/v1/vms//backups/reset-chain"),
+    ("GET", "/api/v1/backups/a%2Fb"),
+    ("DELETE", "/api/v1/backups/x%2Fchain"),
+    ("GET", "/api/v1/backups/"),
+    ("GET", "/health"),
+    ("GET", "/"),
+]
+
+
+@pytest.mark.parametrize(("method", "target"), UNROUTABLE)
+def test_mock_real_stack__unroutable_path_router_404(real: MockServer, method: str, target: str) -> None:
+    status, headers, body = raw_exchange(real.base_url, method, target, _auth(real))
+    assert (status, body) == (404, b"404 page not found")
+    assert wire_header(headers, "content-type")[1].lower() == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize(("method", "target"), UNROUTABLE[:7])
+def test_mock_real_stack__default_mode_unchanged(shared: MockServer, method: str, target: str) -> None:
+    """Without real_stack the same paths keep the mock's JSON Error, spelled as Starlette spells it."""
+    status, headers, body = raw_exchange(shared.base_url, method, target, _auth(shared))
+    assert status in (400, 404)
+    assert wire_header(headers, "content-type") == ("content-type", "application/json")
+    assert json.loads(body)["error"] in ("Bad Request", "Not Found")
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "%00", "00000000-0000-4000-8000-00000000000"])
+def test_mock_real_stack__routable_malformed_id_json_error(real: MockServer, bad_id: str) -> None:
+    """A well-formed single segment routes to the operation, which answers with its own JSON Error."""
+    creds = real.credentials()
+    api = Api(real.base_url, creds["RAFF_API_KEY"], creds["RAFF_PROJECT_ID"])
+    for operation_id, status in [
+        ("getBackup", 404),
+        ("getVM", 404),
+        ("deleteBackupChain", 404),
+        ("restoreBackup", 404),
+        ("resetBackupChain", 400),
+    ]:
+        response = api.call(operation_id, id=bad_id)  # checked: < 500, JSON, schema of its status
+        assert response.status_code == status, (operation_id, response.text)
+
+
+def test_mock_real_stack__header_spellings_on_the_wire(make_server: Callable[..., MockServer]) -> None:
+    server = make_server(real_stack=True)
+    path = f"/api/v1/vms/{server.credentials()['RAFF_VM_ID']}"
+    answers = [raw_exchange(server.base_url, "GET", path, _auth(server)) for _ in range(3)]
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert [wire_header(headers, "content-type") for _, headers, _ in answers] == [
+        ("CONTENT-TYPE", "Application/JSON"),  # requests 1, 2, 3 of this server
+        ("Content-type", "application/json; charset=utf-8"),
+        ("CONTENT-TYPE", "Application/JSON"),
+    ]
+    assert len({body for _, _, body in answers}) == 1  # the body is the same whatever the spelling
+    stormy = make_server(real_stack=True, faults=["rate_limit_storm"])
+    statuses = []
+    for _ in range(2):
+        status, headers, body = raw_exchange(stormy.base_url, "GET", "/api/v1/backups", _auth(stormy))
+        statuses.append(status)
+        assert wire_header(headers, "retry-after") == ("retry-after", "1")
+        assert json.loads(body)["error"] == "Rate limit exceeded"
+    assert statuses == [429, 429]
+
+
+def test_mock_real_stack__same_answers_as_default(make_server: Callable[..., MockServer]) -> None:
+    """Status codes and bodies are those of the default mock, request for request."""
+    plain, real_stack = make_server(), make_server(real_stack=True)
+
+    def answers(server: MockServer) -> list[tuple[int, Any]]:
+        creds = server.credentials()
+        api, vm = Api(server.base_url, creds["RAFF_API_KEY"], creds["RAFF_PROJECT_ID"]), creds["RAFF_VM_ID"]
+        seen = [api.call("getVM", id=vm), api.call("listBackups", params={"vm_id": creds["RAFF_SECOND_VM_ID"]})]
+        seen += [api.reset(vm), api.call("getBackup", id=str(uuid.UUID(int=1)))]
+        seen += [Api(server.base_url, None, None).call("getVM", id=vm), api.http.request("PUT", "/api/v1/backups")]
+        seen.append(api.call("createBackup", content=b"{", headers={"Content-Type": "application/json"}))
+        assert api.create(vm)["increment_id"] == 0
+        return [(response.status_code, response.json()) for response in seen]
+
+    assert answers(real_stack) == answers(plain)
+
+
+@pytest.mark.parametrize("name", sorted(DEFECTS))
+def test_mock_real_stack__defect_still_observable(make_server: Callable[..., MockServer], name: str) -> None:
+    clean, defective = make_server(real_stack=True), make_server(real_stack=True, defects=[name])
+    probe = PROBES[name]
+    assert probe(clean.base_url, clean.credentials()) != probe(defective.base_url, defective.credentials())
+
+
+def test_mock_real_stack__faults_still_work(make_server: Callable[..., MockServer]) -> None:
+    api = _first_api(make_server(real_stack=True, faults=["server_errors"]))
+    responses = [api.call("listBackups", check=False) for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 503, 200, 503]
+    assert responses[1].json()["error"] == "Service Unavailable"
+    api = _first_api(make_server(real_stack=True, faults=["drop_connections"]))
+    outcomes: list[object] = []
+    for _ in range(3):
+        try:
+            outcomes.append(api.call("listBackups").status_code)
+        except httpx.RemoteProtocolError:
+            outcomes.append("dropped")
+    assert outcomes == [200, 200, "dropped"]
+
+
 # ---- command line ----------------------------------------------------------------------------
 
 
@@ -812,3 +971,18 @@ def test_mock_cli__serves_and_prints_exports(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_mock_cli__real_stack_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--real-stack" in capsys.readouterr().out
+    with mock_process("--backup-delay", "0", real_stack=True) as exports:
+        base_url = exports["RAFF_BASE_URL"]
+        headers = {"X-API-Key": exports["RAFF_API_KEY"], "X-Project-ID": exports["RAFF_PROJECT_ID"]}
+        status, pairs, body = raw_exchange(base_url, "POST", "/api/v1/vms//backups/reset-chain", headers)
+        assert (status, body) == (404, b"404 page not found")
+        status, pairs, _ = raw_exchange(base_url, "GET", f"/api/v1/vms/{exports['RAFF_VM_ID']}", headers)
+        assert status == 200
+        assert wire_header(pairs, "content-type")[0] in ("Content-type", "CONTENT-TYPE")

@@ -111,7 +111,7 @@ class MockApp(Starlette):
             if not self.limiter.allow(key):
                 early = fault_modes.too_many_requests(self.limiter.limit)
         if early is None and self.real_stack and not routes(scope.get("raw_path") or scope["path"].encode()):
-            early = PlainTextResponse("404 page not found", status_code=404, media_type="text/plain; charset=utf-8")
+            early = _router_404()
         if self.real_stack:
             send = _respelled(send, number)
         if early is not None:
@@ -125,7 +125,7 @@ class MockApp(Starlette):
         path = request.scope["path"]
         candidates = {rule.method: rule for rule in self.rules.values() if rule.pattern.fullmatch(path)}
         if not candidates:
-            return _error(404, "No such endpoint")
+            return _router_404() if self.real_stack else _error(404, "No such endpoint")
         rules = candidates.get(request.method)
         if rules is None:
             allow = ", ".join(sorted(candidates))
@@ -251,22 +251,36 @@ CONTENT_TYPE_SPELLINGS = ((b"Content-type", b"application/json; charset=utf-8"),
 
 
 def routes(raw_path: bytes) -> bool:
-    """Whether a router of a typical stack would route this path to a template at all.
+    """Whether a router of a typical stack could route this raw path to a template at all.
 
     Go's net/http, nginx and most gateways clean or refuse the path before routing: an encoded
-    slash inside a segment, an empty segment, or a dot segment (plain or percent-encoded) never
-    matches a ``{id}`` template and gets the router's own plain-text 404. A single segment that is
-    merely not a UUID (``not-a-uuid``, ``%20``) does route, to the operation, which answers it.
+    slash inside a segment, an empty segment (``//``, a trailing ``/``), or a dot segment (plain or
+    percent-encoded, ``..`` or ``%2e%2e``) never matches a ``{id}`` template and gets the router's own
+    plain-text 404. The raw path is needed because uvicorn's ``scope["path"]`` is percent-decoded
+    (``a%2Fb`` reads as ``a/b`` there) and keeps dot segments as sent. A path that passes must still
+    match a template of the contract (``_handle``); a single segment that is merely not a UUID
+    (``not-a-uuid``, ``123``, ``%20``) does, and the operation answers it with its JSON Error.
     """
     path = raw_path.split(b"?", 1)[0]
     segments = path.split(b"/")[1:]
-    if b"%2f" in path.lower() or any(segment == b"" for segment in segments[:-1]):
+    if b"%2f" in path.lower() or b"" in segments:
         return False
     return not any(segment.lower().replace(b"%2e", b".") in (b".", b"..") for segment in segments)
 
 
+def _router_404() -> Response:
+    """What Go's net/http router sends for a path it cannot route (body without Go's trailing newline)."""
+    return PlainTextResponse("404 page not found", status_code=404, media_type="text/plain; charset=utf-8")
+
+
 def _respelled(send: Send, number: int) -> Send:
-    """``send`` with the response's Content-Type (and Retry-After) names and values respelled."""
+    """``send`` with the response's Content-Type (and Retry-After) names and values respelled.
+
+    Requests are numbered from 1: odd ones get ``CONTENT-TYPE`` (JSON as ``Application/JSON``), even
+    ones ``Content-type`` (``application/json; charset=utf-8``); ``retry-after`` is lower-case on every
+    429. h11, which uvicorn uses here, writes names exactly as given (checked on the wire in
+    tests/test_mock.py).
+    """
     name, json_value = CONTENT_TYPE_SPELLINGS[number % 2]
 
     async def respell(message: dict[str, Any]) -> None:

@@ -13,10 +13,14 @@ LAST_EXPORT = "RAFF_OTHER_ACCOUNT_VM_ID"  # the CLI prints this credential last
 
 
 @contextlib.contextmanager
-def mock_process(*args: str, env: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
-    """Start ``python -m conformance.mock --port 0 ARGS``; yield the RAFF_* credentials it printed."""
+def mock_process(
+    *args: str, env: Mapping[str, str] | None = None, real_stack: bool = False
+) -> Iterator[dict[str, str]]:
+    """Start ``python -m conformance.mock --port 0 ARGS`` (``--real-stack`` if asked); yield the RAFF_*
+    credentials it printed."""
+    flags = ["--real-stack"] if real_stack else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.mock", "--port", "0", *args],
+        [sys.executable, "-m", "conformance.mock", "--port", "0", *flags, *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env) if env else None,
     )
     try:

@@ -67,6 +67,7 @@ class RaffClient:
         on_exchange: list[Callable[[Exchange], None]] | None = None,
         transport: httpx.BaseTransport | None = None,
         notify: Callable[[str], None] | None = None,
+        poll_interval: float = 0.1,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -77,6 +78,7 @@ class RaffClient:
         self.on_exchange = on_exchange if on_exchange is not None else []
         self.throttled_s = 0.0
         self.notify = notify or (lambda line: None)
+        self.poll_interval = poll_interval
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -203,7 +205,7 @@ class RaffClient:
     # -- waiting ------------------------------------------------------------------------------
 
     def wait_for_backup(
-        self, backup_id: str, *, until: tuple[str, ...] = ("ready",), timeout: float, interval: float = 0.1
+        self, backup_id: str, *, until: tuple[str, ...] = ("ready",), timeout: float, interval: float | None = None
     ) -> tuple[httpx.Response, float]:
         """Poll getBackup until the status is one of ``until``, 'failed' or a non-200 answer.
 
@@ -214,6 +216,7 @@ class RaffClient:
         started = time.monotonic()
         deadline = started + timeout
         noticed = False
+        interval = self.poll_interval if interval is None else interval
         while True:
             response = self.show_backup(backup_id)
             status = _backup_status(response)

@@ -12,9 +12,9 @@ from conformance.client import RaffClient, RateLimiter
 from conformance.contract import Contract
 from conformance.factory import BackupFactory
 from conformance.ledger import Ledger
-from conformance.plugin import Evidence, RaffState, get_state
 from conformance.scenario import ScenarioRecord, ScenarioRunner
 from conformance.settings import Settings
+from conformance.state import Evidence, RaffState, get_state
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +48,7 @@ def _client(settings: Settings, raff_state: RaffState, limiter: RateLimiter, **o
         limiter=limiter,
         on_exchange=[raff_state.observe],
         notify=raff_state.say,
+        poll_interval=settings.poll_interval,
     )
 
 

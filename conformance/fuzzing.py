@@ -75,8 +75,8 @@ from conformance.fuzz_checks import (
     findings_from_failures,
 )
 from conformance.ledger import Ledger
-from conformance.plugin import Evidence, RaffState
 from conformance.settings import OPTIONS, Settings
+from conformance.state import Evidence, RaffState
 
 Variant = Literal["free", "pinned", "lifecycle"]
 

@@ -9,16 +9,9 @@ controller builds ``results.json`` and renders the reports at session end.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import shlex
 import signal
-import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +21,13 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from conformance.checks import ConformanceFailure, Finding, Inconclusive, spec_gap
-from conformance.contract import Contract, load_contract
-from conformance.exchange import Exchange
+from conformance.contract import load_contract
 from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
+from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, get_state
 
 CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
 RECORD_KEY = "raff_record"
-MAX_EXCHANGES_PER_TEST = 25
 # Exit code of a run in which nothing broke the contract but at least one requirement could not be
 # proven (pytest's own codes are 0-5): not green, and not "the server failed" either.
 EXIT_INCONCLUSIVE = 6
@@ -47,145 +39,6 @@ hypothesis_settings.register_profile(
     "bounded", max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
 hypothesis_settings.register_profile("smoke", max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("raff", "raff-conformance")
-    for name, option in OPTIONS.items():
-        if option.kind == "bool":
-            group.addoption(
-                option.flag,
-                action="store_const",
-                const=True,
-                default=None,
-                dest=f"raff_{name}",
-                help=f"{option.help} (env {option.env})",
-            )
-        else:
-            group.addoption(option.flag, default=None, dest=f"raff_{name}", help=f"{option.help} (env {option.env})")
-    group.addoption(
-        "--mock-defect",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="start the bundled mock with this planted defect (repeatable; self-tests)",
-    )
-    group.addoption(
-        "--mock-fault",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="start the bundled mock with this fault mode (repeatable; self-tests)",
-    )
-    group.addoption(
-        "--mock-real-stack",
-        action="store_true",
-        default=False,
-        help="start the bundled mock with real stacks' habits (router 404s, header spellings; self-tests)",
-    )
-    group.addoption(
-        "--req",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="run only the tests of this requirement (repeatable, e.g. --req RC-06)",
-    )
-    group.addoption(
-        "--compare",
-        default=None,
-        metavar="RESULTS_JSON",
-        help="compare this run with an earlier results.json (new / fixed / unchanged findings)",
-    )
-    group.addoption(
-        "--baseline",
-        default=None,
-        metavar="FILE",
-        help="accepted findings (reason, ticket, expiry): shown as known, not failing until expiry",
-    )
-
-
-@dataclass
-class TestRecord:
-    nodeid: str
-    requirements: list[str]
-    exchanges: list[Exchange] = field(default_factory=list)
-    attached: list[Exchange] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    failed_subtests: int = 0
-    subtest_messages: list[str] = field(default_factory=list)
-    emitted: int = 0  # findings already sent in an earlier record of this test (setup/call/teardown)
-    gaps_emitted: bool = False
-    inconclusive: bool = False
-
-
-class Evidence:
-    """What a test hands to the report: exchanges and findings (spec gaps, extra violations)."""
-
-    def __init__(self, state: RaffState) -> None:
-        self._state = state
-
-    def attach(self, *exchanges: Exchange | None) -> None:
-        record = self._state.current
-        if record is not None:
-            record.attached.extend(e for e in exchanges if e is not None)
-
-    def finding(self, finding: Finding) -> None:
-        record = self._state.current
-        if record is not None:
-            record.findings.append(finding)
-
-
-@dataclass
-class RaffState:
-    """Per-process state of the plugin."""
-
-    config: pytest.Config
-    settings: Settings
-    contract: Contract
-    started_at: float = field(default_factory=time.time)
-    current: TestRecord | None = None
-    in_call: bool = False
-    observed: Counter[tuple[str, int]] = field(default_factory=Counter)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    worker_outputs: list[dict[str, Any]] = field(default_factory=list)
-    mock: Any = None
-    target_ready: bool = False
-    backups_created: int = 0
-    wait_seconds: float = 0.0
-    leftovers: list[str] = field(default_factory=list)
-    property_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests_sent: int = 0
-    preflight_notes: list[str] = field(default_factory=list)
-
-    def observe(self, exchange: Exchange) -> None:
-        """Every exchange of this process: coverage counts, and evidence of the running test."""
-        self.requests_sent += 1
-        if exchange.operation_id and exchange.status is not None:
-            self.observed[(exchange.operation_id, exchange.status)] += 1
-        if self.in_call and self.current is not None and len(self.current.exchanges) < MAX_EXCHANGES_PER_TEST:
-            self.current.exchanges.append(exchange)
-
-    def say(self, line: str) -> None:
-        """One line on the terminal now, even in the middle of a test (what a long wait waits for)."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or hasattr(self.config, "workerinput"):
-            return
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-            reporter.ensure_newline()
-            reporter.write_line(f"raff-conformance: {line}")
-
-    def count_cases(self, operation_id: str, phase: str) -> None:
-        stats = self.property_stats.setdefault(operation_id, {"cases": 0, "phases": {}})
-        stats["cases"] += 1
-        stats["phases"][phase] = stats["phases"].get(phase, 0) + 1
-
-
-def get_state(config: pytest.Config) -> RaffState:
-    return config.stash[STATE_KEY]
-
-
-STATE_KEY = pytest.StashKey[RaffState]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -294,9 +147,13 @@ def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
             defects=config.getoption("mock_defect"),
             faults=config.getoption("mock_fault"),
             real_stack=config.getoption("mock_real_stack"),
+            time_mode=config.getoption("mock_time"),
         )
         state.mock = MockServer(app).__enter__()
         state.settings = state.settings.with_mock(state.mock.credentials())
+        if config.getoption("mock_time") == "requests":
+            # Mock time moves only with requests: sleeping between polls would wait for nothing.
+            state.settings = dataclasses.replace(state.settings, poll_interval=0.0)
     if preflight:
         try:
             state.preflight_notes = check_target(state.settings)
@@ -390,11 +247,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     reporter = terminalreporter
     reporter.write_sep("=", "raff-conformance: requirements")
-    width = max(20, reporter._tw.fullwidth - 21)
+    column = max(len(req["verdict"]) for req in results["requirements"]) + 1
+    width = max(20, reporter._tw.fullwidth - column - 8)
     for req in results["requirements"]:
-        reporter.write_line(f"{req['id']:6} {req['verdict']:12} {_clip(req['statement'], width)}")
+        reporter.write_line(f"{req['id']:6} {req['verdict']:{column}} {_clip(req['statement'], width)}")
         if req["verdict"] in ("inconclusive", "skipped") and req.get("reason"):
-            reporter.write_line(f"{'':19}{_clip(req['reason'], width)}")
+            reporter.write_line(f"{'':{column + 7}} {_clip(req['reason'], width)}")
     live = results["live"]
     reporter.write_line(
         f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s, "
@@ -698,23 +556,3 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is not None:
         state.records = _CONTROLLER_RECORDS
-
-
-def run_command(config: pytest.Config) -> str:
-    """How to reproduce this run: the same pytest arguments, the key read from the environment."""
-    args = list(config.invocation_params.args)
-    for index, arg in enumerate(args):
-        if arg == "--api-key" and index + 1 < len(args):
-            args[index + 1] = "$RAFF_API_KEY"
-        elif arg.startswith("--api-key="):
-            args[index] = "--api-key=$RAFF_API_KEY"
-    env = [
-        f"{option.env}={shlex.quote(os.environ[option.env])}"
-        for name, option in OPTIONS.items()
-        if name != "api_key" and os.environ.get(option.env)
-    ]
-    return " ".join([*env, "python -m pytest", *args])
-
-
-def utc_iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import __version__
-from conformance.plugin import RaffState, run_command, utc_iso
+from conformance.state import RaffState, run_command, utc_iso
 
 OUTCOME_ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "passed": 3, "skipped": 4}
 
@@ -174,6 +174,8 @@ def _requirements(
                 "schema_excerpt": _schema_excerpt(schema),
             }
     rows = []
+    config = getattr(state, "config", None)
+    selected = set(config.getoption("req", None) or ()) if config is not None else set()
     for requirement in contract.requirements.values():
         own = [t for t in tests if requirement.id in t["requirements"]]
         own_ids = {t["nodeid"] for t in own}
@@ -182,7 +184,12 @@ def _requirements(
         own_findings = [f for f in findings if f["test"] in own_ids and f["requirement"] in (None, requirement.id)]
         reason = None
         sample = None
-        if not own:
+        if selected and requirement.id not in selected:
+            # A test shared with a selected requirement ran, but this one was not asked for: no
+            # verdict is claimed (a shared test's pass is not this requirement's proof).
+            verdict = "not_selected"
+            reason = f"not selected (--req {' --req '.join(sorted(selected))})"
+        elif not own:
             verdict = "not_covered"
         elif any(f["classification"] == "violation" for f in own_findings):
             verdict = "violation"

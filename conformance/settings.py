@@ -92,6 +92,8 @@ class Settings:
     name_prefix: str = "raffconf"
     # Filled in by the session when it starts the bundled mock.
     embedded_mock: bool = field(default=False)
+    # Seconds before the first poll of a backup that is not ready yet (the interval then grows).
+    poll_interval: float = field(default=0.1)
 
     # Explicitly given (option or environment), not the default: the model run on a real server needs it.
     max_backups_given: bool = field(default=False)

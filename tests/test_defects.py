@@ -28,7 +28,7 @@ def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     report_dir = tmp_path / "reports"
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", *SEMANTIC_TESTS, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         "--report-dir", str(report_dir), *args],
+         "--report-dir", str(report_dir), "--mock-time=requests", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )

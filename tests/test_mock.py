@@ -310,6 +310,27 @@ def test_mock_backup_create__pending_then_ready(api: Api, creds: dict[str, str])
     assert second["storage_size"] < backup["storage_size"]  # an increment holds only the changed blocks
 
 
+def test_mock_time__requests_clock_keeps_the_order_of_states(make_server: Callable[..., MockServer]) -> None:
+    """On request time a backup goes pending -> creating -> ready, and a restore holds 'restoring',
+    counted in requests: no wall time passes, the story a client sees is the same."""
+    server = make_server(time_mode="requests", backup_delay=0.3, restore_delay=0.2)
+    creds = server.credentials()
+    api = Api(server.base_url, creds["RAFF_API_KEY"], creds["RAFF_PROJECT_ID"])
+    started = time.monotonic()
+    backup = api.create(creds["RAFF_VM_ID"])
+    seen = [api.call("getBackup", id=backup["id"]).json()["data"]["status"] for _ in range(3)]
+    assert [backup["status"], *seen] == ["pending", "pending", "creating", "ready"]
+    assert api.call("restoreBackup", id=backup["id"]).json()["data"]["status"] == "restoring"
+    after = [api.call("getBackup", id=backup["id"]).json()["data"]["status"] for _ in range(2)]
+    assert after == ["restoring", "ready"]
+    assert time.monotonic() - started < 0.3 * 3  # the delays were not slept
+
+
+def test_mock_time__unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown mock time mode"):
+        create_app(time_mode="lunar")
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -31,8 +31,6 @@ def _backup_ids(credentials: dict[str, str]) -> set[str]:
         return {b["id"] for b in api.list_backups(limit=1000).json()["data"]}
 
 
-# Path options are given as --opt=PATH: a separate absolute path outside the checkout would move
-# pytest's rootdir away from the root conftest.py that loads the plugin.
 def _run(tmp_path: Path, credentials: dict[str, str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {key: credentials[key] for key in SUITE_KEYS} | {"RAFF_ALLOW_WRITES": "1"}
     return subprocess.run(
@@ -91,11 +89,11 @@ def test_preflight__wrong_setting_stops_before_any_test(
         # Outside the checkout, by an absolute path.
         baseline = tmp_path / "accepted.yaml"
         baseline.write_text("entries: [ {requirement: RC-06, check: x\n", encoding="utf-8")
-        args.append(f"--baseline={baseline}")
+        args += ["--baseline", str(baseline)]  # separate: pytest must not take it for a test path
     elif case == "compare-not-json":
         previous = tmp_path / "old-results.json"
         previous.write_text("<html>not json</html>", encoding="utf-8")
-        args.append(f"--compare={previous}")
+        args += ["--compare", str(previous)]
     elif case == "unreachable":
         env["RAFF_BASE_URL"] = "http://127.0.0.1:9"
     before = _backup_ids(server)
@@ -111,6 +109,36 @@ def test_preflight__right_settings_pass_it(tmp_path: Path, server: dict[str, str
     assert completed.returncode == 0, completed.stdout[-2000:]
     results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
     assert results["target"]["kind"] == "live"
+
+
+def test_preflight__path_option_outside_checkout_keeps_the_suite(tmp_path: Path, server: dict[str, str]) -> None:
+    """``--baseline /elsewhere/accepted.yaml`` (a valid file, separate argument) runs this suite
+    with its own rootdir and ini, as ``--baseline=…`` does: the path is not taken for a test path."""
+    baseline = tmp_path / "elsewhere" / "accepted.yaml"
+    baseline.parent.mkdir()
+    baseline.write_text("entries: []\n", encoding="utf-8")
+    completed = _run(
+        # No test path: only the ini's testpaths say where the tests are. -v undoes -q, so that
+        # pytest's header names the rootdir.
+        tmp_path, server, "-v", "--baseline", str(baseline), "-k", "test_reset_chain__unknown_vm",
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert f"rootdir: {ROOT}" in completed.stdout, completed.stdout[:1500]
+    results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
+    assert [t["outcome"] for t in results["tests"]] and {t["outcome"] for t in results["tests"]} == {"passed"}
+
+
+def test_plugin__inert_in_another_project(tmp_path: Path) -> None:
+    """The installed entry point adds options to every pytest run, and nothing else outside this suite."""
+    (tmp_path / "test_other.py").write_text("def test_other():\n    assert True\n", encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "raff-conformance" not in completed.stdout + completed.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_budget__loopback_server_is_not_the_mock(tmp_path: Path, server: dict[str, str]) -> None:

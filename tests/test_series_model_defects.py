@@ -7,8 +7,9 @@
 Each run is a real ``python -m pytest`` subprocess, as a user would start it. The defect runs
 get a dedicated budget (PROOF_BUDGET: 100 examples, fixed seed) so that even the rarest
 sequence is found; they stop at the first failure, then shrink. Shrinking dominates: every
-replay waits for its mock backups again (~0.3 s each), and Hypothesis keeps trying for 200
-replays after its last improvement. The runs go a few at a time; all of them take ~4.5 min.
+replay waits for its mock backups again, and Hypothesis keeps trying for 200 replays after its
+last improvement. On the mock's request time those waits are a few requests, not seconds.
+The runs go one per core.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ RUN_TIMEOUT_S = 900.0
 # seed. The seed makes the proof reproducible: the same sequences and the same shrunk
 # programs on every run. With a random seed, Hypothesis' swarm testing now and then leaves a
 # few no-op steps in front of the shrunk program, which would make the step bound flaky.
-PROOF_BUDGET = ("--hypothesis-profile=default", "--hypothesis-seed=1")
-# The runs mostly wait for mock backups rather than a CPU, but Hypothesis gives up shrinking
-# after five minutes of wall time, so they must not crowd each other out either.
-PARALLEL_RUNS = 7
+#
+# The mock counts its delays in requests (``--mock-time=requests``, mock/clock.py): each
+# backup still goes pending -> creating -> ready, but without wall time, so shrinking, which
+# replays every wait, costs CPU rather than minutes of sleeping.
+PROOF_BUDGET = ("--hypothesis-profile=default", "--hypothesis-seed=1", "--mock-time=requests")
+# On request time the runs are CPU-bound: one per core, or they only crowd each other out.
+PARALLEL_RUNS = max(1, min(4, os.cpu_count() or 1))
 # Longest first, so the pool ends sooner: these need two backups in one series, and every
 # replay while shrinking waits for them again.
 SLOW_FIRST = frozenset(

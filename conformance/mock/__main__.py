@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from conformance.mock.app import create_app
+from conformance.mock.clock import STEP, TIME_MODES
 from conformance.mock.defects import DEFECTS
 from conformance.mock.faults import FAULTS
 from conformance.mock.server import MockServer
@@ -35,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=Path, metavar="FILE", help="seed data, YAML or JSON (see world.py)")
     parser.add_argument("--backup-delay", type=float, default=0.3, metavar="S", help="seconds until a backup is ready")
     parser.add_argument("--restore-delay", type=float, default=0.2, metavar="S", help="seconds a restore takes")
+    parser.add_argument(
+        "--time",
+        choices=TIME_MODES,
+        default="wall",
+        help="'wall': the delays are seconds; 'requests': every request moves mock time on by "
+        f"{STEP:g} s, so a backup is ready three requests after its create (default: %(default)s)",
+    )
     parser.add_argument("--rate-limit", type=float, metavar="N", help="requests/s per API key (default: off)")
     parser.add_argument(
         "--real-stack",
@@ -79,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             faults=args.fault,
             real_stack=args.real_stack,
+            time_mode=args.time,
         )
     except (OSError, ValueError, yaml.YAMLError) as exc:
         parser.error(str(exc))

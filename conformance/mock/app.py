@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from conformance.contract import load_contract
 from conformance.mock import faults as fault_modes
+from conformance.mock.clock import make_clock
 from conformance.mock.defects import check_defects
 from conformance.mock.validation import FORMAT_CHECKER, MAX_BODY_BYTES, OperationRules, RequestError, build_rules
 from conformance.mock.world import RESET_MESSAGE, Account, ApiError, World
@@ -93,6 +94,9 @@ class MockApp(Starlette):
             await super().__call__(scope, receive, send)
             return
         number = next(self._requests)
+        tick = getattr(self.world.clock, "tick", None)
+        if tick is not None:
+            tick()
         if "hang" in self.faults:
             await fault_modes.hang(receive, send, self.closing)
             return
@@ -312,11 +316,21 @@ def create_app(
     rate_limit: float | None = None,
     faults: Iterable[str] = (),
     real_stack: bool = False,
+    time_mode: str = "wall",
 ) -> Starlette:
-    """A fresh mock with its own state; ``app.state.world`` holds it (``.credentials()`` for the ids)."""
+    """A fresh mock with its own state; ``app.state.world`` holds it (``.credentials()`` for the ids).
+
+    ``time_mode`` "requests" counts the delays in requests instead of seconds (see mock/clock.py).
+    """
     chosen_defects = check_defects(defects)
     chosen_faults = fault_modes.check_faults(faults)
-    world = World(seed, defects=chosen_defects, backup_delay=backup_delay, restore_delay=restore_delay)
+    world = World(
+        seed,
+        defects=chosen_defects,
+        backup_delay=backup_delay,
+        restore_delay=restore_delay,
+        clock=make_clock(time_mode),
+    )
     return MockApp(
         world=world,
         rules=build_rules(load_contract()),

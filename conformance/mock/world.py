@@ -199,6 +199,7 @@ class World:
         self.backup_delay = backup_delay
         self.restore_delay = restore_delay
         self._clock = clock
+        self.clock = clock  # the app ticks a RequestClock once per request
         self._lock = threading.Lock()
         self._seq = 0
         self.accounts: dict[str, Account] = {}

@@ -19,7 +19,7 @@ REDACTED = "[REDACTED]"
 # step of the scenario was not reached). It is never a violation: nothing shows the server broke
 # anything. Precedence when the plugin folds a requirement's findings into one verdict:
 # violation > inconclusive > skipped > spec_gap > pass.
-Verdict = Literal["pass", "violation", "inconclusive", "spec_gap", "skipped", "not_covered", "known"]
+Verdict = Literal["pass", "violation", "inconclusive", "spec_gap", "skipped", "not_covered", "not_selected", "known"]
 Outcome = Literal["passed", "failed", "inconclusive", "skipped", "error"]
 # violation and spec_gap judge the server; inconclusive says a requirement could not be judged;
 # note is for a reviewer's eye only and affects no verdict, count or exit code.

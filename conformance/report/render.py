@@ -30,6 +30,7 @@ VERDICT_LABELS = {
     "spec_gap": "spec gap",
     "skipped": "skipped",
     "not_covered": "not covered",
+    "not_selected": "not selected",
     "known": "known issue",
 }
 # Sort order of the matrix's verdict column: what needs a reviewer first.
@@ -40,7 +41,8 @@ VERDICT_RANK = {
     "spec_gap": 3,
     "not_covered": 4,
     "skipped": 5,
-    "pass": 6,
+    "not_selected": 6,
+    "pass": 7,
 }
 # Findings under a requirement: what judges the server first, what judges nothing last.
 CLASSIFICATION_RANK = {"violation": 0, "inconclusive": 1, "spec_gap": 2, "note": 3}

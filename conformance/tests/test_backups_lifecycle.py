@@ -31,8 +31,8 @@ from conformance.fuzzing import (
     run_seed,
 )
 from conformance.ledger import Ledger
-from conformance.plugin import RaffState
 from conformance.settings import Settings
+from conformance.state import RaffState
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
 

@@ -36,8 +36,8 @@ from conformance.fuzzing import (
     run_seed,
 )
 from conformance.ledger import Ledger
-from conformance.plugin import RaffState
 from conformance.settings import Settings
+from conformance.state import RaffState
 
 # Pinned cases reset the VM's series and delete backups: never interleave with other series tests.
 pytestmark = [pytest.mark.fuzz, pytest.mark.xdist_group("vm-series")]

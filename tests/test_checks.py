@@ -111,3 +111,13 @@ def test_verdicts_from_records(contract) -> None:
     assert rows["RC-04"] == "violation" and rows["RC-05"] == "pass"
     assert rows["RC-06"] == "violation"  # an error without a structured finding still is one
     assert rows["RC-16"] == "not_covered"
+
+
+def test_verdicts__req_selection_claims_nothing_for_the_rest(contract) -> None:
+    """With --req RC-04, a shared test that also covers RC-05 ran, but RC-05 is "not selected", not "pass"."""
+    tests, findings = _tests_and_findings([_record("t::shared", ["RC-04", "RC-05"], "passed")])
+    config = SimpleNamespace(getoption=lambda name, default=None: ["RC-04"] if name == "req" else default)
+    rows = {r["id"]: r for r in _requirements(SimpleNamespace(contract=contract, config=config), tests, findings)}
+    assert rows["RC-04"]["verdict"] == "pass"
+    assert rows["RC-05"]["verdict"] == "not_selected" and "--req RC-04" in rows["RC-05"]["reason"]
+    assert rows["RC-16"]["verdict"] == "not_selected"

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from conformance.settings import REDACTED
+from conformance.settings import FAKE_KEY_PREFIX, REDACTED
 
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
 # Headers that carry no evidence and only make the report noisy.
@@ -60,10 +60,15 @@ def clean_headers(headers: Any) -> dict[str, str]:
     else:
         pairs = list(dict(headers).items())
     return {
-        key: (REDACTED if key.lower() in SECRET_HEADERS else value)
+        key: (REDACTED if key.lower() in SECRET_HEADERS and not is_public_credential(value) else value)
         for key, value in pairs
         if key.lower() not in NOISE_HEADERS
     }
+
+
+def is_public_credential(value: str) -> bool:
+    """An empty credential or one of the suite's fixed fake keys: evidence, not a secret."""
+    return value.strip() == "" or value.startswith(FAKE_KEY_PREFIX)
 
 
 @dataclass
@@ -129,12 +134,19 @@ class Exchange:
         return is_json_media_type(self.media_type)
 
     def curl(self) -> str:
-        """A curl command that sends the same request; the key comes from $RAFF_API_KEY."""
+        """A curl command that sends the same request.
+
+        The configured key (recorded as REDACTED) comes from $RAFF_API_KEY; a fake or empty key is
+        sent as it was, so the command reproduces a wrong-key request too. curl sets Host itself.
+        """
         parts = ["curl", "-sS", "-X", self.method, shlex.quote(self.url)]
         for key, value in self.request_headers.items():
-            if key.lower() == "x-api-key":
+            name = key.lower()
+            if name == "host":
+                continue
+            if name == "x-api-key" and value == REDACTED:
                 parts += ["-H", '"X-API-Key: $RAFF_API_KEY"']
-            elif key.lower() not in SECRET_HEADERS:
+            elif name not in SECRET_HEADERS or is_public_credential(value):
                 parts += ["-H", shlex.quote(f"{key}: {value}")]
         if self.request_body is not None:
             body = self.request_body if isinstance(self.request_body, str) else json.dumps(self.request_body)

@@ -27,10 +27,9 @@ from conformance.checks import inconclusive
 from conformance.client import RaffClient
 from conformance.exchange import Exchange
 from conformance.factory import BackupFactory, BudgetSpent
-from conformance.settings import Settings
+from conformance.settings import WRONG_KEY, Settings
 
 NOT_A_UUID = "not-a-uuid"
-WRONG_KEY = "raff_pub_conformance_wrong_key"
 # Resets the server must refuse, each with the request change that makes it wrong.
 REJECTED_RESETS: dict[str, dict[str, Any]] = {
     "reset_A_no_project": {"project_id": None},

@@ -14,6 +14,10 @@ from urllib.parse import urlsplit
 
 PRODUCTION_HOST = "api.rafftechnologies.com"
 REDACTED = "[REDACTED]"
+# The suite's own fixed fake keys start with this: they are not secrets, so evidence and curl
+# commands show them as sent (report.model holds the same prefix for the report's redaction).
+FAKE_KEY_PREFIX = "conformance-fake-"
+WRONG_KEY = f"{FAKE_KEY_PREFIX}key-never-issued"
 PROFILES = ("thorough", "bounded", "smoke")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conformance.client import RaffClient, RateLimiter
 from conformance.exchange import Exchange
-from conformance.settings import REDACTED
+from conformance.settings import FAKE_KEY_PREFIX, REDACTED, WRONG_KEY
 
 BASE = "https://staging.example.test"
 KEY = "raff_pub_unit_test_key_0123456789"
@@ -117,3 +117,34 @@ def test_rate_limiter_spaces_requests() -> None:
     for _ in range(11):
         limiter.acquire()
     assert time.monotonic() - started >= 0.19
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (KEY, '-H "X-API-Key: $RAFF_API_KEY"'),  # the configured key: read from the environment
+        (WRONG_KEY, f"-H 'X-API-Key: {WRONG_KEY}'"),  # the suite's fake key: shown as sent
+        ("", "-H 'X-API-Key: '"),  # an empty key is evidence too
+    ],
+    ids=["configured", "fake", "empty"],
+)
+def test_exchange_curl__reproduces_the_key_that_was_sent(respx_mock, key: str, expected: str) -> None:
+    respx_mock.post(f"{BASE}/api/v1/vms/{VM}/backups/reset-chain").respond(401, json={"error": "Unauthorized"})
+    seen: list[Exchange] = []
+    with RaffClient(BASE, key, PROJECT, on_exchange=[seen.append]) as client:
+        client.reset_backup_chain(VM)
+    curl = seen[-1].curl()
+    assert expected in curl, curl
+    assert "Host:" not in curl and "host:" not in curl
+    assert (KEY not in curl) and (seen[-1].request_headers["X-API-Key"] == (REDACTED if key == KEY else key))
+
+
+def test_report_redaction__keeps_fake_keys_and_scrubs_real_ones() -> None:
+    from conformance.report.model import FAKE_KEY_PREFIX as REPORT_PREFIX
+    from conformance.report.redact import redact
+
+    assert REPORT_PREFIX == FAKE_KEY_PREFIX  # one prefix, written in two layers
+    curl = f"-H 'X-API-Key: {WRONG_KEY}' -H 'X-API-Key: {KEY}'"
+    scrubbed = redact({"headers": {"X-API-Key": WRONG_KEY}, "curl": curl})
+    assert scrubbed["headers"]["X-API-Key"] == WRONG_KEY
+    assert WRONG_KEY in scrubbed["curl"] and KEY not in scrubbed["curl"]

@@ -14,6 +14,8 @@ from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_or
 
 SCHEMA_VERSION = 1
 REDACTED = "[REDACTED]"
+# Keys the suite made up (settings.FAKE_KEY_PREFIX): shown as sent, never a secret.
+FAKE_KEY_PREFIX = "conformance-fake-"
 
 # inconclusive: the evidence for the requirement could not be gathered (a precondition failed, a
 # step of the scenario was not reached). It is never a violation: nothing shows the server broke

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from conformance.report.model import REDACTED
+from conformance.report.model import FAKE_KEY_PREFIX, REDACTED
 
 # Header (and field) names whose value is a credential wherever they appear as a dict key.
 SECRET_NAMES = frozenset(
@@ -22,12 +22,15 @@ _NOT_ALREADY = r"(?!\[REDACTED\])"
 # A shell variable ("X-API-Key: $RAFF_API_KEY" in our curl commands) is a placeholder, not a
 # secret; rewriting it would break the reproduce command for nothing.
 _NOT_VARIABLE = r"(?!\$)"
+# Nor is one of the suite's own fake keys: the evidence of a wrong-key test is the key it sent.
+_NOT_FAKE = rf"(?!{re.escape(FAKE_KEY_PREFIX)})"
 _PATTERNS: tuple[re.Pattern[str], ...] = (
     # "X-API-Key: v", "'Authorization': 'Bearer v'", "x-api-key=v" in curl strings, reprs, messages.
     re.compile(
         r"(?i)(\b(?:x-api-key|proxy-authorization|authorization)[\"']?\s*[:=]\s*[\"']?)"
         + _NOT_ALREADY
         + _NOT_VARIABLE
+        + _NOT_FAKE
         + r"((?:(?:bearer|basic|token|digest)\s+)?[^\s\"'`,;}\]\\]+)"
     ),
     # Cookies hold "a=b; c=d", so the value runs to the end of the quoted string or line.
@@ -63,7 +66,8 @@ def _redact(obj: Any, secrets: tuple[str, ...]) -> Any:
         out: dict[Any, Any] = {}
         for key, value in obj.items():
             new_key = redact_text(key, secrets) if isinstance(key, str) else key
-            if isinstance(key, str) and key.lower() in SECRET_NAMES and value is not None:
+            public = isinstance(value, str) and (value.strip() == "" or value.startswith(FAKE_KEY_PREFIX))
+            if isinstance(key, str) and key.lower() in SECRET_NAMES and value is not None and not public:
                 out[new_key] = [REDACTED for _ in value] if isinstance(value, list) else REDACTED
             else:
                 out[new_key] = _redact(value, secrets)

@@ -149,11 +149,25 @@ def findings_from_failures(
                 title=failure.title,
                 message=f"[{type(failure).code}] {failure.message}".strip(),
                 severity=str(failure.severity.value),
-                exchanges=evidence,
+                exchanges=_failing_last(failure, evidence),
                 replay=replay,
             )
         )
     return findings
+
+
+def _failing_last(failure: Failure, evidence: list[Exchange]) -> list[Exchange]:
+    """The case's exchanges with the one the failure is about last, where the failure names its status.
+
+    A case's checks may send requests of their own after it (ignored_auth probes without a key), so
+    the last exchange is not always the answer that broke the contract.
+    """
+    status = getattr(failure, "status_code", None)
+    matching = [e for e in evidence if status is not None and e.status == status]
+    if not matching:
+        return evidence
+    culprit = matching[-1]
+    return [e for e in evidence if e is not culprit] + [culprit]
 
 
 def failure_key(failure: Failure) -> tuple[str, str | None, str]:

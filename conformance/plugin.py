@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from conformance.contract import load_contract
 from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
 from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, get_state
+from conformance.terminal import failure_block
 
 CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
 RECORD_KEY = "raff_record"
@@ -249,10 +251,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     reporter.write_sep("=", "raff-conformance: requirements")
     column = max(len(req["verdict"]) for req in results["requirements"]) + 1
     width = max(20, reporter._tw.fullwidth - column - 8)
+    # With -q only what needs a reader gets a row; the passes share one line.
+    quiet = config.get_verbosity() < 0
+    passed = [req["id"] for req in results["requirements"] if quiet and req["verdict"] == "pass"]
     for req in results["requirements"]:
+        if req["id"] in passed:
+            continue
         reporter.write_line(f"{req['id']:6} {req['verdict']:{column}} {_clip(req['statement'], width)}")
         if req["verdict"] in ("inconclusive", "skipped") and req.get("reason"):
             reporter.write_line(f"{'':{column + 7}} {_clip(req['reason'], width)}")
+    for line in textwrap.wrap(f"pass: {', '.join(passed)}", max(40, reporter._tw.fullwidth - 1)) if passed else []:
+        reporter.write_line(line)
     live = results["live"]
     reporter.write_line(
         f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s, "
@@ -392,6 +401,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             record.failed_subtests += 1
             crash = getattr(report.longrepr, "reprcrash", None)
             record.subtest_messages.append(crash.message if crash is not None else str(report.longrepr)[-500:])
+            _compact_failure(item, state, record, report, error)
         return report
     if (
         report.when == "call"
@@ -399,7 +409,49 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         or (report.when == "teardown" and (report.failed or converted))
     ):
         report.user_properties.append((RECORD_KEY, json.dumps(_serialize(state, record, report))))
+    if report.failed and not converted:
+        _compact_failure(item, state, record, report, error)
     return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """Schemathesis' own hook (tryfirst) rewrites a FailureGroup's longrepr; ours comes back after it."""
+    block = getattr(report, "raff_block", None)
+    if block is not None:
+        report.longrepr = block
+
+
+def _compact_failure(
+    item: pytest.Item, state: RaffState, record: TestRecord, report: pytest.TestReport, error: BaseException | None
+) -> None:
+    """pytest's traceback becomes the short block of conformance/terminal.py, unless asked for.
+
+    ``-v`` or an explicit ``--tb`` (long, short, native, …) keeps pytest's own report. Findings
+    already shown by a subtest's block are not shown again by the test's own.
+    """
+    config = item.config
+    if config.get_verbosity() > 0 or config.getoption("tbstyle", "auto") != "auto" or report.when != "call":
+        return
+    violations = [f for f in record.findings if f.classification == "violation"]
+    fresh, record.shown = violations[record.shown :], len(violations)
+    if not fresh and record.failed_subtests and not state.in_call:
+        return  # the test's own report after failed subtests: pytest says "contains N failed subtests"
+    named = [*record.requirements, *(f.requirement for f in fresh if f.requirement)]
+    requirements = {
+        req_id: state.contract.requirements[req_id].statement
+        for req_id in dict.fromkeys(named)
+        if req_id in state.contract.requirements
+    }
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = str(error) if error is not None else (crash.message if crash is not None else str(report.longrepr))
+    report.longrepr = report.raff_block = failure_block(  # type: ignore[attr-defined]
+        requirements=requirements,
+        findings=fresh,
+        message=message,
+        report_html=str(report_dir(config, state.settings) / "report.html"),
+        location=(str(item.path), (item.location[1] or 0) + 1),
+    )
 
 
 def _inconclusive_of(error: BaseException, when: str) -> Finding | None:

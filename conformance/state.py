@@ -37,6 +37,7 @@ class TestRecord:
     emitted: int = 0  # findings already sent in an earlier record of this test (setup/call/teardown)
     gaps_emitted: bool = False
     inconclusive: bool = False
+    shown: int = 0  # violations already printed in a failure block (a subtest's, or the test's)
 
 
 class Evidence:

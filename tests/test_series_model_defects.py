@@ -81,8 +81,10 @@ class Run:
         return next((t for t in self.results.get("tests", []) if t["nodeid"] == NODEID), {})
 
     def program(self) -> list[str]:
-        """The shrunk program Hypothesis printed, one line per statement."""
-        lines = [re.sub(r"^E\s+", "", line).strip() for line in self.output.splitlines()]
+        """The shrunk program Hypothesis printed, one line per statement (from the machine's finding,
+        which keeps it whole; the terminal shows it as a numbered list of steps)."""
+        messages = [f["message"] for f in self.results.get("findings", []) if f["test"] == NODEID]
+        lines = [line.strip() for message in messages for line in message.splitlines()]
         start = next((i for i, line in enumerate(lines) if line.startswith("state = SeriesMachine(")), None)
         if start is None:
             return []

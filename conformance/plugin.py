@@ -608,3 +608,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is not None:
         state.records = _CONTROLLER_RECORDS
+    _COLLECTED["session"] = session
+
+
+# Schemathesis' lazy schema adds each operation it runs as a subtest to session.testscollected
+# (schemathesis/pytest/lazy.py), but pytest's progress counts only the test's own report, so
+# the counter would end at ~70 %. The count is put back before pytest prints the progress.
+_COLLECTED: dict[str, Any] = {}
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    session = _COLLECTED.get("session")
+    if session is not None:
+        _COLLECTED["before"] = session.testscollected
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    session = _COLLECTED.get("session")
+    if session is not None and "before" in _COLLECTED:
+        session.testscollected = _COLLECTED.pop("before")

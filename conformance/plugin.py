@@ -553,6 +553,7 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
         "message": message,
         "findings": [_finding_dict(f) for f in findings],
         "exchanges": [e.to_dict() for e in exchanges],
+        "attached": min(len(record.attached), len(exchanges)),  # the first ones: what the test judged
         "hypothesis_seed": _seed(state.config.getoption("hypothesis_seed", None)),
     }
 

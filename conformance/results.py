@@ -120,6 +120,7 @@ def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, A
         test["outcome"] = min(test["outcome"], record["outcome"], key=OUTCOME_ORDER.__getitem__)
         test["message"] = test["message"] or record["message"]
         test["exchanges"] += record["exchanges"]
+        test.setdefault("evidence", []).extend(record["exchanges"][: record.get("attached", 0)])
         for finding in record["findings"]:
             finding = {
                 "id": f"F{len(findings) + 1}",
@@ -209,8 +210,10 @@ def _requirements(
             verdict = "spec_gap"
         else:
             verdict = "pass"
+        trail: list[dict[str, Any]] = []
         if verdict in ("pass", "spec_gap"):
             sample = _sample(requirement.operations, own)
+            trail = _trail(own)
         rows.append(
             {
                 "id": requirement.id,
@@ -223,19 +226,36 @@ def _requirements(
                 "reason": reason,
                 "tests": [t["nodeid"] for t in own],
                 "sample": sample,
+                "evidence_trail": trail,
             }
         )
     return rows
 
 
 def _sample(operations: tuple[str, ...], tests: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """One exchange of a passing test, preferring the requirement's first operation."""
-    exchanges = [e for t in tests if t["outcome"] == "passed" for e in t["exchanges"] if e.get("response")]
+    """The exchange that proves the requirement: of a passing test, preferring the requirement's first operation.
+
+    A test of this requirement alone comes before one shared with others (a generated request of a
+    fuzz test proves little about, say, the missing X-Project-ID of RC-03), and within a test the
+    exchanges it attached as evidence come first (they lead its list).
+    """
+    passing = [t for t in tests if t["outcome"] == "passed"]
+    passing.sort(key=lambda t: len(t["requirements"]) != 1)
+    exchanges = [e for t in passing for e in t["exchanges"] if e.get("response")]
     for operation in operations:
         for exchange in exchanges:
             if exchange["operation_id"] == operation:
                 return exchange
     return exchanges[0] if exchanges else None
+
+
+def _trail(tests: list[dict[str, Any]], most: int = 6) -> list[dict[str, Any]]:
+    """What a passing test of this requirement alone judged, in order (the exchanges it attached):
+    for a stateful requirement the listing before, the reset, the listing after."""
+    for test in tests:
+        if test["outcome"] == "passed" and len(test["requirements"]) == 1 and len(test.get("evidence") or []) > 1:
+            return test["evidence"][:most]
+    return []
 
 
 def _schema_excerpt(schema: Any) -> str | None:

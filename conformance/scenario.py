@@ -57,6 +57,14 @@ class ScenarioRecord:
             raise inconclusive(name, self.why_missing(name), self.blocking.get(name))
         return self.steps[name]
 
+    def trail(self, *names: str) -> list[Exchange]:
+        """The recorded exchanges of these steps, in the order given, skipping any not reached.
+
+        A violation's evidence: the exchanges that set up the expectation (the listing before the
+        reset, the reset itself) and, last, the one that broke it.
+        """
+        return [self.steps[name] for name in names if name in self.steps]
+
     def why_missing(self, name: str) -> str:
         return self.missing.get(name, f"the scenario never reached step {name!r}")
 

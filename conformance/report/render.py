@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from conformance.report.junit import render_junit
 from conformance.report.model import VERDICTS, classify_test, finding_key, validate_results
@@ -93,6 +94,7 @@ def _environment() -> jinja2.Environment:
         url_parts=url_parts,
         safe_url=safe_url,
         test_name=test_name,
+        wordbreaks=wordbreaks,
         url_path=url_path,
         doc_label=doc_label,
     )
@@ -137,6 +139,11 @@ def test_name(nodeid: str) -> str:
     return nodeid.rsplit("::", 1)[-1]
 
 
+def wordbreaks(name: str) -> markupsafe.Markup:
+    """A test name that may wrap after each underscore (and nowhere else) in a narrow column."""
+    return markupsafe.Markup("_<wbr>").join(markupsafe.escape(part) for part in name.split("_"))
+
+
 def url_path(url: str) -> str:
     """The path and query of a URL: the host is in the header once, not on every line."""
     return re.sub(r"^[a-z]+://[^/]+", "", url) or url
@@ -173,6 +180,7 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
             ),
         )
         blocked = [f for f in req_findings if f["classification"] == "inconclusive"]
+        judging = _group_spec_gaps([f for f in req_findings if f["classification"] in ("violation", "spec_gap")])
         rows.append(
             {
                 "req": req,
@@ -181,11 +189,11 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
                 "order": _id_order(req["id"]),
                 # findings: those that judge the server (violations, spec gaps); blocked: the
                 # inconclusive ones; notes: judge nothing. listed: all three, for the matrix.
-                "findings": [f for f in req_findings if f["classification"] in ("violation", "spec_gap")],
+                "findings": judging,
                 "blocked": blocked,
                 "steps": _blocked_steps(req, blocked),
                 "notes": [f for f in req_findings if f["classification"] == "note"],
-                "listed": req_findings,
+                "listed": [*judging, *blocked, *(f for f in req_findings if f["classification"] == "note")],
                 "tests": [
                     _test_row(tests_by_id[n], counts_as, _status_for(tests_by_id[n], req["id"], findings_by_id, strict))
                     for n in req["tests"]
@@ -193,6 +201,7 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
                 ],
             }
         )
+        rows[-1]["matrix_tests"] = _fold_parameters(rows[-1]["tests"])
     orphans = [f for f in findings if f.get("requirement") not in req_ids and f["classification"] != "note"]
     orphan_notes = [f for f in findings if f.get("requirement") not in req_ids and f["classification"] == "note"]
     orphan_kinds = {f["classification"] for f in orphans}
@@ -240,6 +249,32 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _group_spec_gaps(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spec gaps as one card per (operation, status): the first as the sample, with the count.
+
+    Thirty generated requests that each got a 401 the published spec omits are one gap of the
+    spec, not thirty; the others keep their anchors (``group.ids``) so links to them still land.
+    """
+    grouped: list[dict[str, Any]] = []
+    by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for finding in findings:
+        if finding["classification"] != "spec_gap":
+            grouped.append(finding)
+            continue
+        last = (finding.get("exchanges") or [{}])[-1]
+        key = (finding.get("operation"), (last.get("response") or {}).get("status"))
+        card = by_key.get(key)
+        if card is None:
+            card = by_key[key] = {**finding, "group": {"count": 0, "ids": [], "tests": []}}
+            grouped.append(card)
+        group = card["group"]
+        group["count"] += 1
+        group["ids"].append(finding["id"])
+        if finding.get("test") and finding["test"] not in group["tests"]:
+            group["tests"].append(finding["test"])
+    return grouped
+
+
 def _verdict_display_order() -> list[str]:
     return sorted(VERDICTS, key=lambda v: VERDICT_RANK.get(v, 9))
 
@@ -251,6 +286,26 @@ def _id_order(identifier: str) -> str:
 
 def _finding_order(finding: Mapping[str, Any]) -> tuple[int, str]:
     return (SEVERITY_RANK.get(finding.get("severity", "low"), 9), _id_order(finding["id"]))
+
+
+# Which of a parametrized test's cases speaks for all of them in the matrix: the worst.
+_COUNTS_RANK = {"failure": 0, "error": 1, "inconclusive": 2, "known": 3, "skipped": 4, "ok": 5}
+
+
+def _fold_parameters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The matrix's test list: the cases of one parametrized test as one line, "name ×4", worst first."""
+    folded: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        folded.setdefault(row["name"].split("[", 1)[0], []).append(row)
+    result = []
+    for base, cases in folded.items():
+        if len(cases) == 1:
+            result.append(cases[0])
+            continue
+        worst = min(cases, key=lambda c: _COUNTS_RANK.get(c["counts_as"], 9))
+        notes = sorted({c["note"] for c in cases if c["note"]})
+        result.append({**worst, "name": f"{base} ×{len(cases)}", "note": "; ".join(notes) or None})
+    return result
 
 
 def _test_row(

@@ -28,7 +28,7 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, contract, e
     if removed & after.keys():
         raise fail(
             "RC-15",
-            scenario.step("list_A_after_chain_delete"),
+            scenario.trail("list_A_after_refused_delete", "chain_A2", "list_A_after_chain_delete"),
             "series points survived the chain delete",
             f"still listed: {sorted(removed & after.keys())}",
         )
@@ -36,7 +36,7 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, contract, e
     if spilled:
         raise fail(
             "RC-15",
-            scenario.step("list_A_after_chain_delete"),
+            scenario.trail("list_A_after_refused_delete", "chain_A2", "list_A_after_chain_delete"),
             "chain delete removed other points",
             f"also removed: {sorted(spilled)} (outside the named series)",
         )
@@ -46,7 +46,7 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, contract, e
         if other_before.keys() - other_after.keys():
             raise fail(
                 "RC-15",
-                scenario.step("list_B_after_chain_delete"),
+                scenario.trail("list_B_after", "chain_A2", "list_B_after_chain_delete"),
                 "chain delete spilled to another VM",
                 f"removed from the other VM: {sorted(other_before.keys() - other_after.keys())}",
             )
@@ -77,7 +77,7 @@ def test_backup_delete_with_dependents_refused(scenario: ScenarioRecord, contrac
     if before.keys() != after.keys():
         raise fail(
             "RC-16",
-            scenario.step("list_A_after_refused_delete"),
+            scenario.trail("list_A_before_deletes", "delete_A3", "list_A_after_refused_delete"),
             "refused delete still deleted",
             f"gone after the refused delete: {sorted(before.keys() - after.keys())}",
         )

@@ -54,7 +54,7 @@ def test_reset_chain_keeps_earlier_points_listed(scenario: ScenarioRecord, evide
             if backup_id not in after:
                 raise fail(
                     "RC-06",
-                    scenario.step(step),
+                    scenario.trail("list_A_before_reset", "reset_A", step),
                     "restore point gone after reset",
                     f"{backup_id} was listed before the reset and is missing from {step}",
                 )
@@ -88,14 +88,14 @@ def test_reset_chain_next_backup_starts_new_series(scenario: ScenarioRecord, evi
     if _increment(scenario, "A3") != 0:
         raise fail(
             "RC-08",
-            scenario.step("ready_A3"),
+            scenario.trail("ready_A2", "reset_A", "create_A3", "ready_A3"),
             "first backup after reset is not a baseline",
             f"increment_id {_increment(scenario, 'A3')!r}, expected 0",
         )
     if _increment(scenario, "A4") != 1:
         raise fail(
             "RC-08",
-            scenario.step("ready_A4"),
+            scenario.trail("ready_A3", "create_A4", "ready_A4"),
             "second backup after reset is not increment 1",
             f"increment_id {_increment(scenario, 'A4')!r}, expected 1",
         )
@@ -118,7 +118,7 @@ def test_reset_chain_touches_only_named_vm(scenario: ScenarioRecord, evidence) -
     if not (isinstance(first, int) and second == first + 1):
         raise fail(
             "RC-09",
-            scenario.step("ready_B2"),
+            scenario.trail("ready_B1", "reset_A", "ready_B2"),
             "reset of one VM restarted another VM's series",
             f"second VM: increment_id {first!r} before the first VM's reset, {second!r} after it",
         )
@@ -127,7 +127,7 @@ def test_reset_chain_touches_only_named_vm(scenario: ScenarioRecord, evidence) -
         if backup_id not in listed:
             raise fail(
                 "RC-09",
-                scenario.step("list_B_after"),
+                scenario.trail("ready_B1", "ready_B2", "reset_A", "list_B_after"),
                 "other VM's point missing",
                 f"{backup_id} ({label}) is not listed",
             )
@@ -142,14 +142,14 @@ def test_reset_chain_twice_is_harmless(scenario: ScenarioRecord, contract, evide
     if _increment(scenario, "A3") != 0:
         raise fail(
             "RC-10",
-            scenario.step("ready_A3"),
+            scenario.trail("reset_A", "reset_A_again", "create_A3", "ready_A3"),
             "backup after two resets is not a baseline",
             f"increment_id {_increment(scenario, 'A3')!r}, expected 0",
         )
     if scenario.listed("list_A_after_second_reset").keys() != scenario.listed("list_A_after_reset").keys():
         raise fail(
             "RC-10",
-            scenario.step("list_A_after_second_reset"),
+            scenario.trail("list_A_after_reset", "reset_A_again", "list_A_after_second_reset"),
             "second reset changed the listing",
             "the listing after the second reset differs from the one after the first",
         )
@@ -181,7 +181,7 @@ def test_reset_chain_rejected_resets_nothing(
         return
     raise fail(
         requirement,
-        scenario.step("ready_A5"),
+        scenario.trail("ready_A4", step, "ready_A5"),
         "a refused reset still reset the series",
         f"A5 has increment_id {following!r} after A4's {previous!r}, although all four resets between them "
         f"were refused ({', '.join(REJECTED_RESETS)}); the scenario cannot tell which one reset the series",

@@ -22,11 +22,18 @@ def _listing(client: RaffClient, vm_id: str, **overrides: object) -> tuple[Excha
     return exchange, sorted(rows, key=repr)
 
 
-def _unchanged(requirement: str, before: list[tuple], after_exchange: Exchange, after: list[tuple]) -> None:
+def _unchanged(
+    requirement: str, before: tuple[Exchange, list[tuple]], after_exchange: Exchange, after: list[tuple]
+) -> None:
+    """The listing after a refused request equals the one before it (both are the evidence)."""
     __tracebackhide__ = True
-    if before != after:
+    before_exchange, rows = before
+    if rows != after:
         raise fail(
-            requirement, after_exchange, "rejected reset changed the listing", f"before: {before}; after: {after}"
+            requirement,
+            [before_exchange, after_exchange],
+            "rejected reset changed the listing",
+            f"before: {rows}; after: {after}",
         )
 
 
@@ -40,7 +47,7 @@ def test_reset_chain__unknown_vm(client: RaffClient, contract, evidence) -> None
 
 @pytest.mark.req("RC-03")
 def test_reset_chain__missing_project_header(client: RaffClient, settings, contract, evidence) -> None:
-    _, before = _listing(client, settings.vm_id)
+    before = _listing(client, settings.vm_id)
     exchange = Exchange.from_httpx(client.reset_backup_chain(settings.vm_id, project_id=None), "resetBackupChain")
     evidence.attach(exchange)
     status_code_is(exchange, 400, "RC-03")
@@ -51,7 +58,7 @@ def test_reset_chain__missing_project_header(client: RaffClient, settings, contr
 @pytest.mark.parametrize("project_id", ["not-a-uuid", "12345", "prj_01HXK5Q2J3P4N5R6T7V8W9Y0Z1", ""])
 @pytest.mark.req("RC-04")
 def test_reset_chain__project_header_not_uuid(client: RaffClient, settings, contract, evidence, project_id) -> None:
-    _, before = _listing(client, settings.vm_id)
+    before = _listing(client, settings.vm_id)
     response = client.reset_backup_chain(settings.vm_id, project_id=project_id)
     exchange = Exchange.from_httpx(response, "resetBackupChain")
     evidence.attach(exchange)
@@ -82,7 +89,7 @@ def test_reset_chain__path_id_does_not_route(client: RaffClient, settings, evide
     Most stacks' routers (Go net/http, nginx, Starlette, API gateways) answer such a path with their
     own plain-text 404 before the operation sees it: that is shown as a note, not a violation.
     """
-    _, before = _listing(client, settings.vm_id)
+    before = _listing(client, settings.vm_id)
     exchange = Exchange.from_httpx(client.reset_backup_chain(vm_id), "resetBackupChain")
     evidence.attach(exchange)
     if exchange.status is None or exchange.status >= 500 or 200 <= exchange.status < 300:
@@ -112,7 +119,7 @@ def test_reset_chain__path_id_does_not_route(client: RaffClient, settings, evide
 @pytest.mark.req("RC-11")
 def test_reset_chain__vm_of_other_project(client: RaffClient, settings, contract, evidence) -> None:
     # The listing is unscoped (no X-Project-ID) because the VM lives in another project.
-    _, before = _listing(client, settings.other_project_vm_id, project_id=None)
+    before = _listing(client, settings.other_project_vm_id, project_id=None)
     exchange = Exchange.from_httpx(client.reset_backup_chain(settings.other_project_vm_id), "resetBackupChain")
     evidence.attach(exchange)
     status_code_is(exchange, 404, "RC-11")
@@ -143,7 +150,7 @@ def test_reset_chain__vm_of_other_account(client: RaffClient, settings, contract
 def test_reset_chain__without_valid_key(
     client_factory: Callable[..., RaffClient], client: RaffClient, settings, contract, evidence, api_key
 ) -> None:
-    _, before = _listing(client, settings.vm_id)
+    before = _listing(client, settings.vm_id)
     stranger = client_factory(api_key=api_key)
     exchange = Exchange.from_httpx(stranger.reset_backup_chain(settings.vm_id), "resetBackupChain")
     evidence.attach(exchange)

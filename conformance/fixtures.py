@@ -75,7 +75,7 @@ def ledger(settings: Settings, client: RaffClient, raff_state: RaffState) -> Ite
         response = client.list_backups(vm_id=vm_id, limit=1000)
         if response.status_code == 200:
             preexisting |= {b["id"] for b in response.json().get("data") or [] if isinstance(b, dict) and "id" in b}
-    book = Ledger(client=client, preexisting=frozenset(preexisting))
+    book = Ledger(client=client, preexisting=frozenset(preexisting), announce=not settings.is_mock)
     try:
         yield book
     finally:

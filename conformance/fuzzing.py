@@ -275,7 +275,7 @@ def created_backups(
     settings: Settings, client: RaffClient, session_ledger: Ledger, raff_state: RaffState
 ) -> Iterator[CreatedBackups]:
     """A module's book of created backups; at its end everything still there is deleted."""
-    own = Ledger(client=client, preexisting=session_ledger.preexisting)
+    own = Ledger(client=client, preexisting=session_ledger.preexisting, announce=session_ledger.announce)
     book = CreatedBackups(settings=settings, own=own, session=session_ledger)
     try:
         yield book

@@ -8,7 +8,9 @@ their own. The scenario runs once per session, on the VM and on a second VM when
     -> create A5 -> create B2 -> restore A1 -> delete A3 (A4 depends on it)
     -> delete series 1 through A2
 
-with listings in between, and records every exchange under a step name. Each requirement
+with listings in between (after the reset also the project's and the key's whole listing, RC-17,
+and before the deletes the VM's listing again in pages, RC-18: reads only, no extra backup), and
+records every exchange under a step name. Each requirement
 test then asserts on the record, so a failure still names its own requirement and shows its
 evidence. A step that cannot run (an earlier one failed) is recorded as missing with the reason.
 At most seven backups are created (five on A, two on B); all go through the cleanup ledger.
@@ -30,6 +32,7 @@ from conformance.factory import BackupFactory, BudgetSpent
 from conformance.settings import WRONG_KEY, Settings
 
 NOT_A_UUID = "not-a-uuid"
+PAGES = 6  # at most this many pages (plus one) re-read the VM's listing for RC-18
 # Resets the server must refuse, each with the request change that makes it wrong.
 REJECTED_RESETS: dict[str, dict[str, Any]] = {
     "reset_A_no_project": {"project_id": None},
@@ -49,6 +52,7 @@ class ScenarioRecord:
     missing: dict[str, str] = field(default_factory=dict)
     blocking: dict[str, Exchange] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    pages: list[str] = field(default_factory=list)  # the page_A_<n> steps sent, in order
 
     def step(self, name: str) -> Exchange:
         """The recorded exchange of a step; the calling test is inconclusive if it is missing."""
@@ -176,6 +180,9 @@ class ScenarioRunner:
         self._do("list_A_before_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._do("reset_A", lambda: c.reset_backup_chain(a), "resetBackupChain")
         self._do("list_A_after_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        # The same backups in other views (RC-17): the project's whole listing, and the key's (no header).
+        self._do("list_all_after_reset", lambda: c.list_backups(limit=1000), "listBackups")
+        self._do("list_all_unscoped_after_reset", lambda: c.list_backups(limit=1000, project_id=None), "listBackups")
         self._do("reset_A_again", lambda: c.reset_backup_chain(a), "resetBackupChain")
         self._do("list_A_after_second_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._create("A3", a)
@@ -189,6 +196,7 @@ class ScenarioRunner:
             self._create("B2", b)
             self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
         self._do("list_A_before_deletes", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._pages()
         if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
             self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
             self._wait_restored()
@@ -205,6 +213,31 @@ class ScenarioRunner:
             if b:
                 self._do("list_B_after_chain_delete", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
         return self.record
+
+    def _pages(self) -> None:
+        """The VM's listing again in pages (RC-18), right after the full one, before anything changes.
+
+        The page size is chosen so that at most PAGES pages cover every backup of the VM, whatever
+        was there before the run: the pages can then be compared with the full listing as a whole.
+        """
+        full = self.record.steps.get("list_A_before_deletes")
+        total = full.response_body.get("total") if full is not None and isinstance(full.response_body, dict) else None
+        if not isinstance(total, int) or total < 0:
+            self.record.missing["page_A_0"] = "not sent: list_A_before_deletes gave no total to page through"
+            return
+        size = max(2, -(-total // PAGES))
+        for number in range(PAGES + 1):
+            name = f"page_A_{number}"
+            page = self._do(
+                name,
+                functools.partial(self.client.list_backups, vm_id=self.record.vm_id, limit=size, offset=number * size),
+                "listBackups",
+            )
+            if page is None:
+                return
+            self.record.pages.append(name)
+            if (number + 1) * size >= total:
+                return
 
     def _wait_restored(self) -> None:
         step = self.record.steps.get("restore_A1")

@@ -21,6 +21,7 @@ SEMANTIC_TESTS = [
     "conformance/tests/test_reset_chain.py",
     "conformance/tests/test_reset_chain_negative.py",
     "conformance/tests/test_backups.py",
+    "conformance/tests/test_backups_views.py",
 ]
 
 

@@ -93,6 +93,20 @@ _ALL = (
         "RC-16",
         "deleting a point that later points depend on deletes that point alone (200)",
     ),
+    # RC-17: every view of a backup agrees.
+    Defect(
+        "unfiltered_listing_drops_increment",
+        "RC-17",
+        "listBackups without a vm_id filter shows the points of closed series with increment_id null",
+    ),
+    # RC-18: pages split the full listing.
+    Defect("listing_offset_off_by_one", "RC-18", "listBackups with an offset above 0 skips one more backup"),
+    # RC-19: a project that is not the account's is refused.
+    Defect(
+        "reset_accepts_unknown_project",
+        "RC-19",
+        "a reset whose X-Project-ID is no project of the account resets the VM in its own project",
+    ),
 )
 
 DEFECTS: dict[str, Defect] = {defect.name: defect for defect in _ALL}

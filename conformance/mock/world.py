@@ -338,8 +338,14 @@ class World:
                 matching = [b for b in matching if not self._is_closed(b)]
             total = len(owned) if "list_total_ignores_filter" in self.defects else len(matching)
             offset, limit = max(offset, 0), max(limit, 0)  # the spec sets no minimum: clamp, don't reject
+            if offset and "listing_offset_off_by_one" in self.defects:
+                offset += 1
             now = self._clock()
-            return [self._backup_body(b, now) for b in matching[offset : offset + limit]], total
+            bodies = [self._backup_body(b, now) for b in matching[offset : offset + limit]]
+            if vm_id is None and "unfiltered_listing_drops_increment" in self.defects:
+                closed = {b.id for b in matching if self._is_closed(b)}
+                bodies = [{**body, "increment_id": None} if body["id"] in closed else body for body in bodies]
+            return bodies, total
 
     def create_backup(self, account: Account, project_id: str, vm_id: str, name: str | None) -> dict[str, Any]:
         with self._lock:
@@ -434,6 +440,12 @@ class World:
                     return
                 raise not_found("VM")
             in_account = account is None or vm.account_id == account.id
+            if (
+                "reset_accepts_unknown_project" in self.defects
+                and account is not None
+                and project_id not in account.project_ids
+            ):
+                project_id = vm.project_id  # the header names no project of the account: ignored
             if not in_account and "reset_ignores_account" not in self.defects:
                 raise not_found("VM")
             if (

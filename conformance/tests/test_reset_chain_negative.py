@@ -67,6 +67,18 @@ def test_reset_chain__project_header_not_uuid(client: RaffClient, settings, cont
     _unchanged("RC-04", before, *_listing(client, settings.vm_id))
 
 
+@pytest.mark.req("RC-19")
+def test_reset_chain__project_header_of_no_project_of_the_account(client: RaffClient, settings, contract, evidence):
+    """A well-formed project UUID that no project of the key's account has: refused, nothing reset."""
+    before = _listing(client, settings.vm_id)
+    stranger = str(uuid.uuid4())
+    exchange = Exchange.from_httpx(client.reset_backup_chain(settings.vm_id, project_id=stranger), "resetBackupChain")
+    evidence.attach(before[0], exchange)
+    status_code_is(exchange, (400, 404), "RC-19")
+    error_body(contract, exchange, "RC-19")
+    _unchanged("RC-19", before, *_listing(client, settings.vm_id))
+
+
 @pytest.mark.parametrize("vm_id", ["not-a-uuid", "123", "00000000-0000-0000-0000", "%20"])
 @pytest.mark.req("RC-05")
 def test_reset_chain__path_id_not_uuid(client: RaffClient, contract, evidence, vm_id) -> None:

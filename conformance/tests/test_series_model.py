@@ -43,7 +43,7 @@ def test_backup_series_follow_model(
         # On the bundled mock the machine creates hundreds of backups: a private book keeps them
         # off the session's RAFF_MAX_BACKUPS count, which bounds the cost of live runs and would
         # otherwise stop every later test's make_backup. Leftovers go to the session ledger.
-        book = Ledger(client=client, preexisting=ledger.preexisting)
+        book = Ledger(client=client, preexisting=ledger.preexisting, announce=False)
         harness = Harness(settings, client, contract, book, vms)
     else:
         harness = Harness(settings, client, contract, ledger, vms, creates_cap=settings.max_backups)

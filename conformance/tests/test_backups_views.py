@@ -1,0 +1,121 @@
+"""Views of the same backups agree, and listings keep their envelope's promises (recorded scenario).
+
+Reads only: the scenario's own backups, seen through every answer that shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.checks import fail, inconclusive
+from conformance.exchange import Exchange
+from conformance.scenario import ScenarioRecord
+
+pytestmark = [pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
+
+# What every view of a backup must tell alike. Status is left out: it changes with time (pending,
+# ready, restoring), so two views taken apart may differ and both be right.
+SAME_IN_EVERY_VIEW = ("product_vm", "increment_id")
+
+
+def _backups_in(exchange: Exchange) -> list[dict[str, Any]]:
+    """The backups an answer shows: a listing's items, or a single backup's body."""
+    body = exchange.response_body
+    if exchange.status not in (200, 202) or not isinstance(body, dict):
+        return []
+    data = body.get("data")
+    if isinstance(data, list):
+        return [b for b in data if isinstance(b, dict) and "id" in b]
+    return [data] if isinstance(data, dict) and "id" in data else []
+
+
+def _is_complete(exchange: Exchange) -> bool:
+    """A listing that holds every backup it counts (its total fits in the page it asked for)."""
+    body = exchange.response_body
+    if exchange.status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return False
+    return isinstance(body.get("total"), int) and body["total"] <= len(body["data"])
+
+
+@pytest.mark.req("RC-17")
+def test_backups_every_view_agrees(scenario: ScenarioRecord, evidence) -> None:
+    """1. each field of each backup has one value wherever it is shown (a null only before the first value)
+    2. a backup in the VM's listing is in the project's and the key's complete listings too."""
+    ours = set(scenario.ids.values())
+    if not ours:
+        raise inconclusive("ready_A1", "no backup of the scenario became ready, so there is nothing to compare")
+    seen: dict[tuple[str, str], tuple[Any, str]] = {}  # (backup, field) -> (value, first step showing it)
+    for name, exchange in scenario.steps.items():
+        for backup in _backups_in(exchange):
+            if backup["id"] not in ours:
+                continue
+            for key in SAME_IN_EVERY_VIEW:
+                value = backup.get(key)
+                if value is None and (backup["id"], key) not in seen:
+                    continue  # not known yet (a create answer may come before the value is assigned)
+                first = seen.setdefault((backup["id"], key), (value, name))
+                if first[0] != value:  # a null after a value counts: a known value does not become unknown
+                    raise fail(
+                        "RC-17",
+                        scenario.trail(first[1], name),
+                        f"views disagree on {key}",
+                        f"backup {backup['id']}: {first[1]} shows {key}={first[0]!r}, {name} shows {value!r}",
+                        check="views_agree",
+                    )
+    evidence.attach(*scenario.trail("list_A_after_reset", "list_all_after_reset", "list_all_unscoped_after_reset"))
+    on_vm = scenario.listed("list_A_after_reset").keys() & ours
+    for wider in ("list_all_after_reset", "list_all_unscoped_after_reset"):
+        exchange = scenario.step(wider)
+        if not _is_complete(exchange):
+            continue  # a first page of a big account proves nothing about what it left out
+        absent = sorted(on_vm - scenario.listed(wider).keys())
+        if absent:
+            raise fail(
+                "RC-17",
+                scenario.trail("list_A_after_reset", wider),
+                "a wider listing leaves out the VM's backups",
+                f"{wider} (total {exchange.response_body.get('total')}, complete) does not show {', '.join(absent)}, "
+                "which the VM's own listing shows",
+                check="views_agree",
+            )
+
+
+@pytest.mark.req("RC-18")
+def test_backups_list_pages_split_the_listing(scenario: ScenarioRecord, evidence) -> None:
+    """The VM's listing re-read in pages: every backup once, none left out, the same total on each page."""
+    full_exchange = scenario.step("list_A_before_deletes")
+    full = scenario.listed("list_A_before_deletes")
+    total = full_exchange.response_body.get("total")
+    if not scenario.pages:
+        raise inconclusive("page_A_0", scenario.why_missing("page_A_0"), full_exchange)
+    evidence.attach(full_exchange, *scenario.trail(*scenario.pages))
+    paged: list[str] = []
+    for name in scenario.pages:
+        page = scenario.step(name)
+        paged += list(scenario.listed(name))
+        if page.response_body.get("total") != total:
+            raise fail(
+                "RC-18",
+                scenario.trail("list_A_before_deletes", name),
+                "total changes with the page",
+                f"{name} says total {page.response_body.get('total')!r}; the full listing says {total!r}",
+                check="list_pages",
+            )
+    repeated = sorted({i for i in paged if paged.count(i) > 1})
+    left_out = sorted(full.keys() - set(paged))
+    extra = sorted(set(paged) - full.keys())
+    if repeated or left_out or extra:
+        problems = [
+            f"{label}: {', '.join(ids)}"
+            for label, ids in (("on two pages", repeated), ("on no page", left_out), ("only on a page", extra))
+            if ids
+        ]
+        raise fail(
+            "RC-18",
+            scenario.trail("list_A_before_deletes", *scenario.pages),
+            "pages do not split the listing",
+            f"{len(scenario.pages)} pages against the full listing of {len(full)}: {'; '.join(problems)}",
+            check="list_pages",
+        )

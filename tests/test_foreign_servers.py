@@ -4,9 +4,9 @@ Prism is stateless: it answers every valid request with the contract's example, 
 and checks only that a key is present. So the verdicts a correct suite must reach are known:
 what Prism can show passes (or is a spec gap), what needs state is inconclusive (a backup never
 becomes ready: its example status is "string"), and what Prism really gets wrong is a violation
-with evidence: 202 for an unknown VM (RC-02), any key accepted (RC-13), its own 422 validation
-answer (RC-14, undocumented). Nothing else may be a violation, and no JSON answer may be called
-"not JSON" (Prism spells the header ``Content-type``).
+with evidence: 202 for an unknown VM (RC-02), any key accepted (RC-13), 202 for a project of no
+account (RC-19), its own 422 validation answer (RC-14, undocumented). Nothing else may be a
+violation, and no JSON answer may be called "not JSON" (Prism spells the header ``Content-type``).
 
 ``.ci/install-prism`` installs the pinned Prism into ``.tools/prism``; without it this is skipped.
 """
@@ -31,7 +31,9 @@ from tests.mockproc import ROOT
 
 PRISM = ROOT / ".tools" / "prism" / "node_modules" / ".bin" / "prism"
 STATEFUL = {"RC-06", "RC-08", "RC-10", "RC-15", "RC-16"}
-PRISM_GETS_WRONG = {"RC-02", "RC-13", "RC-14"}
+# Prism knows no VMs, keys or projects: it accepts a reset of an unknown VM (RC-02), without a
+# valid key (RC-13) and in a project of no account (RC-19), and answers its own 422 (RC-14).
+PRISM_GETS_WRONG = {"RC-02", "RC-13", "RC-14", "RC-19"}
 
 
 def prism_binary() -> str | None:

@@ -684,6 +684,20 @@ def _delete_dependent(api: Api, creds: dict[str, str]) -> object:
     return status, api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["total"]
 
 
+def _unfiltered_increments(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    _create_increment(api, vm)
+    api.http.post(f"/api/v1/vms/{vm}/backups/reset-chain")
+    listing = api.http.get("/api/v1/backups", params={"limit": 1000}).json()["data"]
+    return sorted(repr(b["increment_id"]) for b in listing if b["product_vm"] == vm)
+
+
+def _pages(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_SECOND_VM_ID"]  # seeded with backups
+    pages = [api.http.get("/api/v1/backups", params={"vm_id": vm, "limit": 1, "offset": n}).json() for n in range(3)]
+    return [[b["id"] for b in page["data"]] for page in pages]
+
+
 PROBES: dict[str, Probe] = {
     "reset_returns_200": _reset_status(),
     "reset_success_false": _scenario(
@@ -708,6 +722,9 @@ PROBES: dict[str, Probe] = {
     "chain_delete_spills_into_open_series": _scenario(_chain_spill),
     "delete_with_dependents_cascades": _scenario(_delete_dependent),
     "delete_with_dependents_deletes_point": _scenario(_delete_dependent),
+    "unfiltered_listing_drops_increment": _scenario(_unfiltered_increments),
+    "listing_offset_off_by_one": _scenario(_pages),
+    "reset_accepts_unknown_project": _reset_status(project_id=str(uuid.uuid4())),
 }
 
 

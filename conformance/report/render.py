@@ -47,6 +47,7 @@ VERDICT_RANK = {
 }
 # Findings under a requirement: what judges the server first, what judges nothing last.
 CLASSIFICATION_RANK = {"violation": 0, "inconclusive": 1, "spec_gap": 2, "note": 3}
+OPEN_VIOLATIONS = 3  # per requirement, shown unfolded
 PHASE_ORDER = ("examples", "coverage", "fuzzing", "stateful")
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _URL = re.compile(r"(https?://[^\s;,)]+)")
@@ -180,7 +181,11 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
             ),
         )
         blocked = [f for f in req_findings if f["classification"] == "inconclusive"]
-        judging = _group_spec_gaps([f for f in req_findings if f["classification"] in ("violation", "spec_gap")])
+        judging = _group_findings([f for f in req_findings if f["classification"] in ("violation", "spec_gap")])
+        # The first few violations open; past them (a foreign server failing a check on every
+        # operation) each card folds its details, so the page stays navigable.
+        judging = [{**f, "fold": i >= OPEN_VIOLATIONS} if f["classification"] == "violation" else f
+                   for i, f in enumerate(judging)]
         rows.append(
             {
                 "req": req,
@@ -227,7 +232,7 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
         "outcome_parts": [
             f"{outcomes[o]} {o}" for o in ("passed", "failed", "error", "inconclusive", "skipped") if outcomes.get(o)
         ],
-        "attention": sorted(open_violations, key=_finding_order),
+        "attention": _group_findings(sorted(open_violations, key=_finding_order)),
         "attention_blocked": _attention_blocked(rows, orphans),
         "unexplained": [t for t in failing_tests if not any(fid in findings_by_id for fid in t["findings"])],
         "known_findings": known,
@@ -249,20 +254,27 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _group_spec_gaps(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Spec gaps as one card per (operation, status): the first as the sample, with the count.
+def _group_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings that say the same thing as one card: the first as the sample, with the count.
 
-    Thirty generated requests that each got a 401 the published spec omits are one gap of the
-    spec, not thirty; the others keep their anchors (``group.ids``) so links to them still land.
+    Spec gaps group by (operation, status): thirty generated requests that each got a 401 the
+    published spec omits are one gap of the spec, not thirty. Violations group only when they are
+    the same failure (check, operation, title, status) seen by several tests, as Schemathesis' own
+    checks are on a server that breaks them everywhere. The others keep their anchors
+    (``group.ids``), so links to them still land on the card.
     """
     grouped: list[dict[str, Any]] = []
-    by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
     for finding in findings:
-        if finding["classification"] != "spec_gap":
+        if finding["classification"] not in ("spec_gap", "violation") or finding.get("known"):
             grouped.append(finding)
             continue
         last = (finding.get("exchanges") or [{}])[-1]
-        key = (finding.get("operation"), (last.get("response") or {}).get("status"))
+        status = (last.get("response") or {}).get("status")
+        if finding["classification"] == "spec_gap":
+            key: tuple[Any, ...] = ("spec_gap", finding.get("operation"), status)
+        else:
+            key = ("violation", finding.get("check"), finding.get("operation"), finding.get("title"), status)
         card = by_key.get(key)
         if card is None:
             card = by_key[key] = {**finding, "group": {"count": 0, "ids": [], "tests": []}}

@@ -56,6 +56,7 @@ from conformance.settings import Settings
 
 VM_LABELS = ("A", "B")  # A is RAFF_VM_ID, B is RAFF_SECOND_VM_ID
 LIST_LIMIT = 1000
+PAGES = 2  # the machine re-reads VM A's listing in this many pages after every step (RC-18)
 # Every defect shows within a few backups and restores; more only make an example slower (each
 # is waited for), and when Hypothesis' swarm testing leaves create as the only rule they pile up.
 MAX_CREATES_PER_EXAMPLE = 4
@@ -454,8 +455,9 @@ class SeriesMachine(RuleBasedStateMachine):
     def listings_match_model(self) -> None:
         self.model.check()
         own = self.model.own_ids()
+        listings: dict[str, Exchange] = {}
         for vm in VM_LABELS:
-            exchange = self._list(vm)
+            exchange = listings[vm] = self._list(vm)
             items = _items(exchange)
             listed = {item["id"]: item for item in items}
             blame = _blame_listing(self.model, vm)
@@ -513,6 +515,49 @@ class SeriesMachine(RuleBasedStateMachine):
                         f"series {series.label} not ready",
                         f"statuses {statuses}; every point was ready after its last step",
                     )
+
+        self._other_views_agree(listings["A"])
+
+    def _other_views_agree(self, full: Exchange) -> None:
+        """RC-17 and RC-18 after every step: the key's whole listing shows the model's points with
+        the model's numbering, and VM A's listing read in pages of two is the full listing again."""
+        expected = {**self.model.listing("A"), **self.model.listing("B")}
+        response = self.harness.client.list_backups(limit=LIST_LIMIT)
+        wide = Exchange.from_httpx(response, "listBackups")
+        items = {item["id"]: item for item in _items(wide)}
+        complete = isinstance(wide.response_body, dict) and wide.response_body.get("total") == len(items)
+        for backup_id, point in expected.items():
+            item = items.get(backup_id)
+            if item is None and not complete:
+                continue  # not on the first page of a big account: says nothing
+            shown = None if item is None else item.get("increment_id")
+            if shown != point.increment_id:
+                raise fail(
+                    "RC-17",
+                    wide,
+                    "listBackups (no vm_id filter) disagrees with the VM's listing",
+                    f"{point!r}: the unfiltered listing shows "
+                    f"{'nothing' if item is None else f'increment_id {shown!r}'}; "
+                    f"the VM's listing and the model say {point.increment_id}. Last step: {self.model.last!r}",
+                    check="series_model",
+                )
+        whole = [item["id"] for item in _items(full)]
+        paged: list[str] = []
+        pages: list[Exchange] = []
+        size = max(1, -(-len(whole) // PAGES))  # PAGES pages cover the listing, one has an offset
+        for offset in range(0, max(len(whole), 1), size):
+            response = self.harness.client.list_backups(vm_id=self.harness.vms["A"], limit=size, offset=offset)
+            pages.append(Exchange.from_httpx(response, "listBackups"))
+            paged += [item["id"] for item in _items(pages[-1])]
+        if sorted(paged) != sorted(whole):
+            raise fail(
+                "RC-18",
+                [full, *pages],
+                "pages of the VM's listing do not make the listing",
+                f"{len(pages)} pages of {size} hold {len(paged)} ids ({len(set(paged))} distinct); "
+                f"the full listing holds {len(whole)}. Last step: {self.model.last!r}",
+                check="series_model",
+            )
 
     def _check_preexisting(self, vm: str, exchange: Exchange, listed: dict[str, dict[str, Any]], blame: str) -> None:
         for before in self.model.vms[vm].preexisting.values():

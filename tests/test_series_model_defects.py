@@ -143,7 +143,10 @@ def test_series_model_passes_clean_mock(tmp_path: Path) -> None:
     assert test["duration_s"] < CLEAN_BUDGET_S, f"the machine took {test['duration_s']:.1f} s on the clean mock"
 
 
+# One worker runs the whole table: the module fixture starts every defect run of the session's
+# items, so under pytest-xdist two workers holding some rows each would both run all of them.
 @pytest.mark.slow
+@pytest.mark.xdist_group("series-model-proofs")
 @pytest.mark.parametrize("defect", SERIES_DEFECTS)
 def test_series_model_catches_defect(defect: str, defect_runs: dict[str, Future[Run]]) -> None:
     run = defect_runs[defect].result()

@@ -56,6 +56,8 @@ PARALLEL_RUNS = max(1, min(4, os.cpu_count() or 1))
 # replay while shrinking waits for them again.
 SLOW_FIRST = frozenset(
     {
+        "closed_points_not_restorable",  # the rarest sequence (create, reset, restore): ~90 s
+        "closed_points_hidden",
         "chain_delete_spills_into_open_series",
         "reset_spills_to_other_vm",
         "numbering_continues_after_reset",
@@ -125,7 +127,7 @@ def defect_runs(
         for item in request.session.items
         if getattr(item, "originalname", None) == "test_series_model_catches_defect" and hasattr(item, "callspec")
     ]
-    wanted.sort(key=lambda name: name not in SLOW_FIRST)
+    wanted.sort(key=lambda name: (name not in SLOW_FIRST, name != "closed_points_not_restorable"))
     with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
         yield {
             name: pool.submit(run_machine, tmp_path_factory.mktemp(name), "--mock-defect", name, *PROOF_BUDGET)

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance.mock.process import stop_process
 from tests.mockproc import ROOT
 
 PRISM = ROOT / ".tools" / "prism" / "node_modules" / ".bin" / "prism"
@@ -68,11 +69,7 @@ def prism_server(contract: Path, log: Path) -> Iterator[str]:
                 time.sleep(0.3)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 @pytest.mark.skipif(prism_binary() is None, reason="Prism is not installed: run .ci/install-prism (CI does)")

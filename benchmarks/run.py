@@ -1,6 +1,6 @@
 """Wall time and planted defects caught: the suite versus plain Schemathesis on the same mock.
 
-    python benchmarks/run.py [--workers 2] [--seed 20260514] [--skip-sweep]
+    python benchmarks/run.py [--workers 2] [--seed 20260514] [--skip-sweep | --superset-only]
 
 1. Wall time against the clean bundled mock, default (thorough) profile: the suite's generated
    tests (test_fuzz_backups.py + test_backups_lifecycle.py), the whole suite, and the Schemathesis
@@ -11,6 +11,10 @@
    Schemathesis: the same examples per operation as the smoke profile gives the suite).
    Schemathesis counts a defect as caught when it reports a failure (code, operation) that its
    run on the clean mock with the same seed did not.
+3. The superset check: for the clean mock and each defect, every (operation, failure code) that
+   plain ``schemathesis run`` reports (the mock's own config pins the seeded ids, all checks, all
+   phases, --max-examples 30) must be among what the suite reports (any verdict); it prints each
+   pair that plain Schemathesis found and the suite did not.
 
 Prints numbers; asserts nothing.
 """
@@ -98,7 +102,8 @@ class SuiteRun:
         return sum(sum(op["observed"].values()) for op in operations)
 
 
-def run_suite(*paths: str, profile: str, seed: int, defect: str | None = None) -> SuiteRun:
+def run_suite(*paths: str, profile: str | None, seed: int, defect: str | None = None) -> SuiteRun:
+    """The suite as a user runs it; ``profile`` None keeps the default (what plain ``pytest`` uses)."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable,
@@ -108,8 +113,7 @@ def run_suite(*paths: str, profile: str, seed: int, defect: str | None = None) -
             "-q",
             "-p",
             "no:cacheprovider",
-            "--raff-profile",
-            profile,
+            *(["--raff-profile", profile] if profile else []),
             # One argument: pytest takes a separate path-like value for a test path when it
             # picks the rootdir, and with no test paths given the run would miss conftest.py.
             f"--hypothesis-seed={seed}",
@@ -254,18 +258,117 @@ def sweep_one(
     )
 
 
+# -- superset: what plain Schemathesis reports, the suite reports too ----------------------------
+
+SUPERSET_EXAMPLES = 30  # as the issue's measurement ran plain schemathesis: --max-examples 30
+
+
+def failure_codes() -> dict[str, set[str]]:
+    """Schemathesis' failure codes (ST103, ...) and the checks that raise each, from its own classes."""
+    import schemathesis.specs.openapi.checks  # noqa: F401  (defines the OpenAPI failure classes)
+    from schemathesis.checks import load_all_checks
+    from schemathesis.core.failures import Failure
+
+    load_all_checks()
+    codes: dict[str, set[str]] = {}
+    pending = list(Failure.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        code = getattr(cls, "code", None)
+        if isinstance(code, str):
+            codes.setdefault(code, set()).update(getattr(cls, "checks", ()) or ())
+    return codes
+
+
+def operation_ids(spec: dict[str, Any]) -> dict[str, str]:
+    """'METHOD /path' (Schemathesis' operation label) -> operationId."""
+    return {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, item in spec.get("paths", {}).items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
+def cli_pair(label: str, code: str, labels: dict[str, str]) -> tuple[str, str]:
+    """A plain-Schemathesis failure as (operation, code). An undeclared method (ST204, ST205) is no
+    operation: it counts as the path's, "path /api/v1/backups", which the suite reports it under too."""
+    if label in labels:
+        return labels[label], code
+    return f"path {label.split(' ', 1)[-1]}", code
+
+
+def suite_kinds(suite: SuiteRun, codes: dict[str, set[str]], paths: dict[str, str]) -> set[tuple[str, str]]:
+    """(operationId, failure code) of every finding of the suite, whatever its verdict.
+
+    A finding from a Schemathesis failure carries its code ("[ST103] ..."); one of the suite's own
+    checks counts for every code that a Schemathesis check of the same name raises.
+    """
+    kinds = set()
+    for finding in suite.results.get("findings", []):
+        operation = finding.get("operation")
+        if not operation:
+            continue
+        message = finding.get("message") or ""
+        if message.startswith("[ST") and "]" in message:
+            kinds.add((operation, message[1 : message.index("]")]))
+        kinds |= {(operation, code) for code, checks in codes.items() if finding.get("check") in checks}
+    # The same kinds under the operation's path, where undeclared methods are counted.
+    return kinds | {(f"path {paths[operation]}", code) for operation, code in kinds if operation in paths}
+
+
+@dataclass
+class SupersetRow:
+    defect: str
+    cli_pairs: set[tuple[str, str]]
+    missed: set[tuple[str, str]]
+    note: str
+
+
+def superset_one(defect: str | None, spec: Path, *, seed: int, labels: dict[str, str]) -> SupersetRow:
+    codes = failure_codes()
+    suite = run_suite(profile=None, seed=seed, defect=defect)
+    cli = schemathesis_against_mock(
+        spec, defect=defect, max_examples=SUPERSET_EXAMPLES, seed=seed, flavours=[CONFIGURED]
+    )[CONFIGURED.name]
+    pairs = {cli_pair(label, code, labels) for code, label in cli.failures}
+    paths = {operation: label.split(" ", 1)[1] for label, operation in labels.items()}
+    return SupersetRow(defect or "(clean mock)", pairs, pairs - suite_kinds(suite, codes, paths), suite.note)
+
+
+def print_superset(rows: list[SupersetRow]) -> None:
+    print(f"{'mock':<38} {'plain st pairs':>14} {'missed by suite':>16}")
+    for row in rows:
+        print(f"{row.defect:<38} {len(row.cli_pairs):>14} {len(row.missed):>16}{row.note}")
+        for operation, code in sorted(row.missed):
+            print(f"    missed: {operation} {code}")
+    failing = [row.defect for row in rows if row.missed]
+    print(
+        f"superset: {len(rows) - len(failing)}/{len(rows)} mocks where every (operation, failure code) of plain "
+        f"schemathesis run is reported by the suite" + (f"; not: {', '.join(failing)}" if failing else "")
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="defect rows run in parallel (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20260514, help="seed of every run (default: %(default)s)")
     parser.add_argument("--skip-sweep", action="store_true", help="timings only")
+    parser.add_argument("--superset-only", action="store_true", help="only the superset check")
+    parser.add_argument("--defects", nargs="*", help="superset check: only these defects (and the clean mock)")
     args = parser.parse_args()
     began = time.monotonic()
     flavours = [PLAIN, *([CONFIGURED] if MOCK_CONFIG.exists() else [])]
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "merged.yaml"
-        spec.write_text(yaml.safe_dump(load_contract().merged, sort_keys=False), encoding="utf-8")
+        merged = load_contract().merged
+        spec.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+        if args.superset_only:
+            superset(spec, merged, args)
+            print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+            return 0
 
         full_examples = examples_per_operation("thorough")
         print(f"== Wall time against the clean bundled mock (2 cores; seed {args.seed}) ==")
@@ -314,7 +417,30 @@ def main() -> int:
                     sorted(DEFECTS),
                 )
             )
+        print_sweep(rows, flavours)
+        print()
+        superset(spec, merged, args)
+    print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+    return 0
 
+
+def superset(spec: Path, merged: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"== Superset check (plain schemathesis run with the mock's config, all checks, phases {PHASES},"
+        f" --max-examples {SUPERSET_EXAMPLES}; the suite as plain pytest runs it; seed {args.seed}) =="
+    )
+    labels = operation_ids(merged)
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        rows = list(
+            pool.map(
+                lambda d: superset_one(d, spec, seed=args.seed, labels=labels),
+                [None, *sorted(args.defects or DEFECTS)],
+            )
+        )
+    print_superset(rows)
+
+
+def print_sweep(rows: list[DefectRow], flavours: list[CliFlavour]) -> None:
     mark = {True: "yes", False: "-"}
     header = f"{'defect':<38} {'req':<6} {'suite':<6} {'names req':<10} {'suite fuzz':<11}"
     header += "".join(f" {'st ' + f.name:<15}" for f in flavours)
@@ -337,8 +463,6 @@ def main() -> int:
         f"mean wall time per defect row: suite (whole, smoke) {sum(r.suite_s for r in rows) / total:.1f} s,"
         f" schemathesis ({len(flavours)} runs) {sum(r.cli_s for r in rows) / total:.1f} s"
     )
-    print(f"total benchmark time: {time.monotonic() - began:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ the report speaks in requirements. ``findings_from_failures`` maps one onto the 
 - on resetBackupChain, a 5xx or any failure of a request whose path id is not a UUID breaks RC-05,
   a reset without X-Project-ID that was not rejected breaks RC-03, and one whose X-Project-ID is
   not a UUID RC-04;
+- ``unsupported_method`` and ``allow_header_conformance`` (an undeclared method not refused with
+  405 and an ``Allow`` header, or an ``Allow`` that does not list the declared methods) break RC-23;
+  a 404 for an undeclared method is a note (see ``classification_for``);
+- ``use_after_free`` and ``ensure_resource_availability`` (a deleted backup still there, a created
+  one not there) break RC-24;
 - everything else is a response that does not match the merged contract: RC-14.
 
 Answers that only the overlay allows are *spec gaps*, not failures: the plugin derives them
@@ -23,14 +28,12 @@ from typing import Any
 from schemathesis.checks import CHECKS, CheckFunction, load_all_checks
 from schemathesis.core.failures import Failure, FailureGroup
 
-from conformance.checks import Finding
+from conformance.checks import Classification, Finding
 from conformance.exchange import Exchange
 
-# The built-in checks the suite runs (results.py lists them in results.json). Left out on purpose:
-# unsupported_method and allow_header_conformance (405/Allow for undeclared methods is HTTP hygiene,
-# not something the Raff contract promises; a gateway in front of the live API may answer 404/403),
-# object_level_authorization (needs a second identity in Schemathesis' WFC format) and
-# max_response_time (the contract sets no latency limit).
+# The built-in checks the suite runs: every one that applies (results.py lists them in
+# results.json). Left out on purpose: object_level_authorization (needs a second identity in
+# Schemathesis' WFC format) and max_response_time (the contract sets no latency limit).
 CHECK_NAMES: tuple[str, ...] = (
     "not_a_server_error",
     "status_code_conformance",
@@ -40,18 +43,22 @@ CHECK_NAMES: tuple[str, ...] = (
     "negative_data_rejection",
     "positive_data_acceptance",
     "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
     "ignored_auth",
     "use_after_free",
     "ensure_resource_availability",
 )
 DISABLED_CHECK_NAMES: tuple[str, ...] = (
-    "unsupported_method",
-    "allow_header_conformance",
     "object_level_authorization",
     "max_response_time",
 )
 
 DEFAULT_REQUIREMENT = "RC-14"
+METHODS_REQUIREMENT = "RC-23"  # undeclared methods: 405 with Allow (RFC 9110)
+LIFETIME_REQUIREMENT = "RC-24"  # a created backup is there at once; a deleted one is gone
+METHOD_CHECKS = frozenset({"unsupported_method", "allow_header_conformance"})
+LIFETIME_CHECKS = frozenset({"use_after_free", "ensure_resource_availability"})
 AUTH_REQUIREMENT = "RC-13"
 RESET_PATH_REQUIREMENT = "RC-05"
 MISSING_PROJECT_REQUIREMENT = "RC-03"
@@ -96,6 +103,10 @@ def requirement_for(
 ) -> str:
     """The requirement a Schemathesis failure breaks (see the module docstring)."""
     missing = str(getattr(failure, "header_name", "")).lower()
+    if check in METHOD_CHECKS:
+        return METHODS_REQUIREMENT
+    if check in LIFETIME_CHECKS:
+        return LIFETIME_REQUIREMENT
     if check == "ignored_auth" or (check == "missing_required_header" and missing == API_KEY_HEADER.lower()):
         return AUTH_REQUIREMENT
     if operation_id == RESET_OPERATION:
@@ -112,6 +123,19 @@ def requirement_for(
         if check == "negative_data_rejection" and not _is_uuid(project):
             return MALFORMED_PROJECT_REQUIREMENT
     return DEFAULT_REQUIREMENT
+
+
+def classification_for(failure: Failure, check: str) -> Classification:
+    """A violation, except where Schemathesis' expectation goes past what the contract can promise.
+
+    An undeclared method answered 404 on a path with real ids: a gateway or router in front of the
+    API may refuse methods it does not route before the API sees them (the first law: a router's 404
+    is not the operation's answer). It is shown as a note, so that nothing Schemathesis reports is
+    lost, and judges nothing.
+    """
+    if check == "unsupported_method" and getattr(failure, "status_code", None) == 404:
+        return "note"
+    return "violation"
 
 
 def failures_of(error: BaseException) -> list[Failure]:
@@ -140,7 +164,7 @@ def findings_from_failures(
         check = check_name(failure, reported)
         findings.append(
             Finding(
-                classification="violation",
+                classification=classification_for(failure, check),
                 requirement=requirement_for(failure, check, operation_id, path_parameters, headers),
                 operation=operation_id,
                 check=check,

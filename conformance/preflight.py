@@ -24,7 +24,7 @@ from conformance.settings import OPTIONS, Settings
 
 # Backups the recorded scenario creates (conformance/scenario.py): A1..A5 on RAFF_VM_ID and B1, B2
 # on RAFF_SECOND_VM_ID when it is set.
-SCENARIO_BACKUPS_FIRST_VM = 5
+SCENARIO_BACKUPS_FIRST_VM = 6
 SCENARIO_BACKUPS_SECOND_VM = 2
 
 

@@ -52,7 +52,7 @@ def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: i
         "tests": tests,
         "findings": findings,
         "coverage": _coverage(state, observed),
-        "property_based": _property_based(outputs),
+        "property_based": _property_based(outputs, state.settings),
         "live": _live(state, outputs),
         "comparison": None,
         "baseline": None,
@@ -302,7 +302,7 @@ def _coverage(state: RaffState, observed: Counter[tuple[str, int]]) -> dict[str,
     return {"operations": operations, "spec_gaps_relied_on": gaps}
 
 
-def _property_based(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+def _property_based(outputs: list[dict[str, Any]], settings: Any) -> dict[str, Any]:
     merged: dict[str, dict[str, Any]] = {}
     for output in outputs:
         for operation_id, stats in output["property_stats"].items():
@@ -312,9 +312,14 @@ def _property_based(outputs: list[dict[str, Any]]) -> dict[str, Any]:
                 target["phases"][phase] = target["phases"].get(phase, 0) + count
     try:
         from conformance.fuzz_checks import CHECK_NAMES
+        from conformance.fuzzing import limitations
     except ImportError:  # a trimmed install without the property-based part
-        CHECK_NAMES = ()
-    return {"operations": merged, "checks": list(CHECK_NAMES) if merged else []}
+        return {"operations": merged, "checks": [], "limitations": []}
+    return {
+        "operations": merged,
+        "checks": list(CHECK_NAMES) if merged else [],
+        "limitations": limitations(settings) if merged else [],
+    }
 
 
 def _apply_baseline_and_compare(config: Any, results: dict[str, Any]) -> None:

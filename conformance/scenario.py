@@ -5,20 +5,29 @@ their own. The scenario runs once per session, on the VM and on a second VM when
 
     reset A, reset B -> create A1, A2 (series 1) and B1 -> reset A -> reset A again
     -> create A3, A4 -> rejected resets of A (no project, bad project, no key, wrong key)
-    -> create A5 -> create B2 -> restore A1 -> delete A3 (A4 depends on it)
-    -> delete series 1 through A2
+    -> create A5 and, while it is in flight, reset A -> create A6 (series 3) -> create B2
+    -> restore A1 -> delete A3 (A4 depends on it) -> delete series 2 through A4
+    -> delete series 1 through A2 -> reset A (series 3 holds only its baseline)
 
-with listings in between (after the reset also the project's and the key's whole listing, RC-17,
-and before the deletes the VM's listing again in pages, RC-18: reads only, no extra backup), and
-records every exchange under a step name. Each requirement
-test then asserts on the record, so a failure still names its own requirement and shows its
-evidence. A step that cannot run (an earlier one failed) is recorded as missing with the reason.
-At most seven backups are created (five on A, two on B); all go through the cleanup ledger.
+with listings in between (after the reset also the project's and the key's whole listing, RC-17;
+once A6 is ready the VM's listing with and without X-Project-ID, a VM the key cannot see, and
+the VM's listing again in pages, RC-18 and RC-20: reads only, no extra backup), and records
+every exchange under a step name. Each requirement test then asserts on the record, so a
+failure still names its own requirement and shows its evidence. A step that cannot run (an
+earlier one failed) is recorded as missing with the reason.
+
+Why each backup: A1, A2 make a series of two to close (RC-06, RC-07, RC-15); A3, A4 the
+numbering after a reset (RC-08, RC-10) and a point with a dependent (RC-16); A5 shows that the
+refused resets reset nothing and is the backup in flight during a reset (RC-21); A6 is the first
+backup asked for after that reset, then a series of only a baseline (RC-21, RC-22); B1, B2
+show that A's resets leave B's series alone (RC-09). At most eight backups are created (six on
+A, two on B); all go through the cleanup ledger.
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +62,7 @@ class ScenarioRecord:
     blocking: dict[str, Exchange] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
     pages: list[str] = field(default_factory=list)  # the page_A_<n> steps sent, in order
+    invisible_vm_id: str | None = None  # the VM of list_invisible_vm: another account's, or made up
 
     def step(self, name: str) -> Exchange:
         """The recorded exchange of a step; the calling test is inconclusive if it is missing."""
@@ -99,6 +109,10 @@ class ScenarioRecord:
             )
         return {b["id"]: b for b in data if isinstance(b, dict) and "id" in b}
 
+    def increment(self, label: str) -> object:
+        """Backup <label>'s increment_id: as its wait for ready last saw it, else as its create answered."""
+        return self.data(f"ready_{label}").get("increment_id", self.data(f"create_{label}").get("increment_id"))
+
     def data(self, name: str) -> dict[str, Any]:
         body = self.step(name).response_body
         data = body.get("data") if isinstance(body, dict) else None
@@ -126,29 +140,39 @@ class ScenarioRunner:
         return exchange
 
     def _create(self, label: str, vm_id: str) -> None:
+        backup_id = self._submit(label, vm_id)
+        if backup_id is not None:
+            self._await(label, backup_id)
+
+    def _submit(self, label: str, vm_id: str) -> str | None:
+        """Send create_<label>; the new backup's id, or None (recorded as missing) if there is none."""
         create, ready = f"create_{label}", f"ready_{label}"
         if self.stalled:
             self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {self.stalled}"
-            return
+            return None
         try:
             created, backup_id = self.factory.submit(vm_id)
         except BudgetSpent as error:
             self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {error}"
-            return
+            return None
         except httpx.HTTPError as error:
             reason = f"createBackup got no answer ({type(error).__name__}: {error})"
             self.record.missing[create] = self.record.missing[ready] = reason
-            return
+            return None
         self.record.steps[create] = created
         if backup_id is None:
             self.record.missing[ready] = (
                 f"{create} answered {created.status} with no backup id, so there was no backup to wait for"
             )
             self.record.blocking[ready] = created
-            return
+        return backup_id
+
+    def _await(self, label: str, backup_id: str) -> None:
+        """Wait until backup <label> is ready and record ready_<label>, or why it never was."""
+        create, ready = f"create_{label}", f"ready_{label}"
         outcome = self.factory.wait_ready(backup_id)
         if outcome.final is None:
-            self.record.missing[ready] = f"{create} answered {created.status}, then {outcome.problem}"
+            self.record.missing[ready] = f"{create} answered {self.record.steps[create].status}, then {outcome.problem}"
             if outcome.last is not None:
                 self.record.blocking[ready] = outcome.last
             if outcome.timed_out:
@@ -191,11 +215,14 @@ class ScenarioRunner:
         # They come after A4 so that a defect here cannot disturb the evidence of RC-08 and RC-16.
         for step, kwargs in REJECTED_RESETS.items():
             self._do(step, functools.partial(c.reset_backup_chain, a, **kwargs), "resetBackupChain")
-        self._create("A5", a)
+        self._in_flight_reset()
+        self._create("A6", a)
         if b:
             self._create("B2", b)
             self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
+        # Once the new baseline A6 is ready: every closed point still there (RC-06, RC-21).
         self._do("list_A_before_deletes", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+        self._listings()
         self._pages()
         if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
             self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
@@ -206,13 +233,57 @@ class ScenarioRunner:
             self._do("list_A_after_refused_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
             if self.record.steps["delete_A3"].status == 200:
                 self.factory.ledger.forget(self.record.ids["A3"])
+        # Series 2 first, through a middle point, while the older series 1 and the open series 3 stand
+        # beside it: a server that deletes some other series than the named one shows it here (RC-15).
+        if self._needs("delete_chain_A4", "A3", "A4", "A5"):
+            self._do("delete_chain_A4", lambda: c.delete_backup_chain(self.record.ids["A4"]), "deleteBackupChain")
+            self._do("list_A_after_chain_delete_A4", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         if self._needs("delete_chain_A2", "A1", "A2"):
             self._do("delete_chain_A2", lambda: c.delete_backup_chain(self.record.ids["A2"]), "deleteBackupChain")
             self._do("list_A_after_chain_delete", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
             self._do("show_A1_after_chain_delete", lambda: c.show_backup(self.record.ids["A1"]), "getBackup")
             if b:
                 self._do("list_B_after_chain_delete", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
+        # Series 3 holds only its baseline, and two series were just deleted: a reset of that shape
+        # must keep the baseline (RC-22). No backup follows it: the budget is spent.
+        if self._needs("reset_A_final", "A6"):
+            self._do("reset_A_final", lambda: c.reset_backup_chain(a), "resetBackupChain")
+            self._do("list_A_final", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         return self.record
+
+    def _in_flight_reset(self) -> None:
+        """Create A5 and reset the series while A5 is still in flight (RC-21).
+
+        A5 was asked for before the reset, so it belongs to series 2 and, after the refused resets,
+        follows A4; A6, the first backup asked for after the accepted reset, must be a baseline.
+        Reading A5 right after the reset shows whether it really was in flight: on a live server a
+        backup takes minutes, on the bundled mock ``--backup-delay`` sets how long.
+        """
+        a, c = self.record.vm_id, self.client
+        backup_id = self._submit("A5", a)
+        if backup_id is None:
+            self.record.missing["reset_A_in_flight"] = f"not sent: {self.record.why_missing('ready_A5')}"
+            return
+        self._do("reset_A_in_flight", lambda: c.reset_backup_chain(a), "resetBackupChain")
+        self._do("show_A5_after_in_flight_reset", lambda: c.show_backup(backup_id), "getBackup")
+        self._await("A5", backup_id)
+
+    def _listings(self) -> None:
+        """Reads only: the vm_id filter without X-Project-ID, and a VM the key cannot see (RC-20)."""
+        a, c = self.record.vm_id, self.client
+        self._do(
+            "list_A_unscoped_before_deletes",
+            lambda: c.list_backups(vm_id=a, limit=1000, project_id=None),
+            "listBackups",
+        )
+        invisible = self.settings.other_account_vm_id or str(uuid.uuid4())
+        self.record.invisible_vm_id = invisible
+        self._do("list_invisible_vm", lambda: c.list_backups(vm_id=invisible, limit=1000), "listBackups")
+        self._do(
+            "list_invisible_vm_unscoped",
+            lambda: c.list_backups(vm_id=invisible, limit=1000, project_id=None),
+            "listBackups",
+        )
 
     def _pages(self) -> None:
         """The VM's listing again in pages (RC-18), right after the full one, before anything changes.

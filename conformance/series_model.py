@@ -30,6 +30,7 @@ class Step(Enum):
     START_RESET = "reset at the start of the example"
     CREATE = "create"
     RESET = "reset"
+    RESET_IN_FLIGHT = "reset while a backup was in flight"
     RESET_REFUSED_UNKNOWN_VM = "reset of an unknown VM (refused)"
     RESET_REFUSED_NO_PROJECT = "reset without X-Project-ID (refused)"
     RESET_REFUSED_OTHER_PROJECT = "reset of another project's VM (refused)"
@@ -147,13 +148,17 @@ class SeriesModel:
         self.history.append(Event(Step.CREATE, label))
         return point
 
-    def reset(self, label: str) -> None:
-        """An accepted reset: the open series (if any) is closed; its points stay."""
+    def reset(self, label: str, *, in_flight: bool = False) -> None:
+        """An accepted reset: the open series (if any) is closed; its points stay.
+
+        ``in_flight``: the VM's last backup was asked for but not yet ready; it is still a point of
+        the series it was asked for in, and the next backup is a baseline all the same.
+        """
         vm = self.vms[label]
         if vm.open is not None:
             vm.open.closed = True
             vm.open = None
-        self.history.append(Event(Step.RESET, label))
+        self.history.append(Event(Step.RESET_IN_FLIGHT if in_flight else Step.RESET, label))
 
     def refused(self, step: Step, label: str | None) -> None:
         """A request that must change nothing, such as a reset without X-Project-ID."""

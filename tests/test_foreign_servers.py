@@ -34,7 +34,12 @@ PRISM = ROOT / ".tools" / "prism" / "node_modules" / ".bin" / "prism"
 STATEFUL = {"RC-06", "RC-08", "RC-10", "RC-15", "RC-16"}
 # Prism knows no VMs, keys or projects: it accepts a reset of an unknown VM (RC-02), without a
 # valid key (RC-13) and in a project of no account (RC-19), and answers its own 422 (RC-14).
-PRISM_GETS_WRONG = {"RC-02", "RC-13", "RC-14", "RC-19"}
+# Prism answers every call from the contract's examples, whatever it names: any VM is reset (RC-02,
+# RC-19), any key accepted (RC-13), and a listing shows the example backup under any filter (RC-20);
+# its 405 for an undeclared method carries no Allow header, which RFC 9110 requires (RC-23).
+PRISM_GETS_WRONG = {"RC-02", "RC-13", "RC-14", "RC-19", "RC-20", "RC-23"}
+# Requirements only the generated traffic judges: a run with -m "not fuzz" leaves them not covered.
+GENERATED_ONLY = {"RC-23", "RC-24"}
 
 
 def prism_binary() -> str | None:
@@ -121,7 +126,8 @@ def test_foreign_server__mock_with_real_stack_habits_passes(tmp_path: Path) -> N
     )
     results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert {req["verdict"] for req in results["requirements"]} <= {"pass", "spec_gap"}
+    judged = [req for req in results["requirements"] if req["id"] not in GENERATED_ONLY]
+    assert {req["verdict"] for req in judged} <= {"pass", "spec_gap"}
     notes = [f for f in results["findings"] if f["classification"] == "note"]
     assert notes and {f["requirement"] for f in notes} == {"RC-05"}, notes
     assert all(f["check"] == "unroutable_path" for f in notes)

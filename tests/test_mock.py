@@ -698,6 +698,69 @@ def _pages(api: Api, creds: dict[str, str]) -> object:
     return [[b["id"] for b in page["data"]] for page in pages]
 
 
+def _oldest_series_deleted(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    first = api.create(vm)["id"]
+    api.reset(vm)
+    second = api.create(vm)["id"]
+    api.http.delete(f"/api/v1/backups/{second}/chain")
+    listed = {b["id"] for b in api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["data"]}
+    return first in listed, second in listed
+
+
+def _unscoped_vm_filter(api: Api, creds: dict[str, str]) -> object:
+    unscoped = Api(api.http.base_url, creds["RAFF_API_KEY"], None)
+    return unscoped.http.get("/api/v1/backups", params={"vm_id": creds["RAFF_VM_ID"]}).json()["total"]
+
+
+def _other_account_vm_listing(api: Api, creds: dict[str, str]) -> object:
+    return api.http.get("/api/v1/backups", params={"vm_id": creds["RAFF_OTHER_ACCOUNT_VM_ID"]}).json()["total"]
+
+
+def _reset_in_flight(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    _create_increment(api, vm)  # in flight: the probe's mock holds backups for seconds (PROBE_SERVERS)
+    api.reset(vm)
+    return _create_increment(api, vm)
+
+
+def _await_ready(api: Api, backup_id: str) -> None:
+    for _ in range(100):
+        if api.http.get(f"/api/v1/backups/{backup_id}").json()["data"]["status"] == "ready":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backup {backup_id} never became ready")
+
+
+def _pruned_after_baseline(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    _await_ready(api, api.create(vm)["id"])
+    api.reset(vm)
+    _await_ready(api, api.create(vm)["id"])
+    return api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["total"]
+
+
+def _baseline_only_reset(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    api.create(vm)
+    api.reset(vm)
+    return api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["total"]
+
+
+def _undeclared_put(api: Api, creds: dict[str, str]) -> object:
+    return api.http.put(f"/api/v1/backups/{uuid.uuid4()}").status_code
+
+
+def _allow_header(api: Api, creds: dict[str, str]) -> object:
+    return api.http.options("/api/v1/backups").headers.get("allow")
+
+
+def _read_after_delete(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    api.http.delete(f"/api/v1/backups/{backup}")
+    return api.http.get(f"/api/v1/backups/{backup}").status_code
+
+
 PROBES: dict[str, Probe] = {
     "reset_returns_200": _reset_status(),
     "reset_success_false": _scenario(
@@ -725,7 +788,18 @@ PROBES: dict[str, Probe] = {
     "unfiltered_listing_drops_increment": _scenario(_unfiltered_increments),
     "listing_offset_off_by_one": _scenario(_pages),
     "reset_accepts_unknown_project": _reset_status(project_id=str(uuid.uuid4())),
+    "chain_delete_removes_oldest_series": _scenario(_oldest_series_deleted),
+    "unscoped_listing_ignores_vm_filter": _scenario(_unscoped_vm_filter),
+    "vm_filter_crosses_accounts": _scenario(_other_account_vm_listing),
+    "reset_in_flight_ignored": _scenario(_reset_in_flight),
+    "closed_series_pruned_after_baseline": _scenario(_pruned_after_baseline),
+    "reset_drops_baseline_only_series": _scenario(_baseline_only_reset),
+    "undeclared_method_accepted": _scenario(_undeclared_put),
+    "allow_header_lists_undeclared_method": _scenario(_allow_header),
+    "deleted_backup_still_readable": _scenario(_read_after_delete),
 }
+# Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
+PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}
 
 
 def test_mock_defects__every_defect_has_a_probe() -> None:
@@ -735,7 +809,8 @@ def test_mock_defects__every_defect_has_a_probe() -> None:
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_mock_defect__observable(make_server: Callable[..., MockServer], name: str) -> None:
     """The same scenario observes something different on the clean mock and on the defective one."""
-    clean, defective = make_server(), make_server(defects=[name])
+    options = PROBE_SERVERS.get(name, {})
+    clean, defective = make_server(**options), make_server(defects=[name], **options)
     probe = PROBES[name]
     assert probe(clean.base_url, clean.credentials()) != probe(defective.base_url, defective.credentials())
 
@@ -948,7 +1023,9 @@ def test_mock_real_stack__same_answers_as_default(make_server: Callable[..., Moc
 
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_mock_real_stack__defect_still_observable(make_server: Callable[..., MockServer], name: str) -> None:
-    clean, defective = make_server(real_stack=True), make_server(real_stack=True, defects=[name])
+    options = PROBE_SERVERS.get(name, {})
+    clean = make_server(real_stack=True, **options)
+    defective = make_server(real_stack=True, defects=[name], **options)
     probe = PROBES[name]
     assert probe(clean.base_url, clean.credentials()) != probe(defective.base_url, defective.credentials())
 

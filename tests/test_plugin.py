@@ -103,7 +103,7 @@ def test_plugin__xdist_gives_serial_verdicts(tmp_path: Path) -> None:
         subprocess.run(
             [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py",
              "conformance/tests/test_reset_chain_negative.py", "conformance/tests/test_backups.py",
-             "conformance/tests/test_backups_views.py",
+             "conformance/tests/test_backups_views.py", "conformance/tests/test_reset_chain_shapes.py",
              "-q", "-p", "no:cacheprovider", "--report-dir", str(out), *args],
             cwd=ROOT, capture_output=True, text=True, timeout=240,
             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
@@ -113,4 +113,5 @@ def test_plugin__xdist_gives_serial_verdicts(tmp_path: Path) -> None:
 
     serial = verdicts()
     assert serial == verdicts("-n", "2")
-    assert set(serial.values()) <= {"pass", "spec_gap"}
+    # RC-23 and RC-24 are judged by the generated traffic only, which these files leave out.
+    assert {verdict for req, verdict in serial.items() if req not in ("RC-23", "RC-24")} <= {"pass", "spec_gap"}

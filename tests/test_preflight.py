@@ -22,7 +22,9 @@ SUITE_KEYS = ("RAFF_BASE_URL", "RAFF_API_KEY", "RAFF_PROJECT_ID", "RAFF_VM_ID", 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[dict[str, str]]:
-    with mock_process("--backup-delay", "0") as credentials:
+    # Request time: backups go pending -> creating -> ready within a few requests, so the scenario's
+    # reset while a backup is in flight (RC-21) meets one, without seconds of waiting.
+    with mock_process("--time", "requests") as credentials:
         yield credentials
 
 
@@ -57,7 +59,7 @@ def _usage_line(completed: subprocess.CompletedProcess[str]) -> str:
         ("vm-of-other-project", "RAFF_VM_ID"),
         ("unknown-second-vm", "RAFF_SECOND_VM_ID"),
         ("budget-zero", "RAFF_MAX_BACKUPS=0"),
-        ("budget-too-small", "RAFF_MAX_BACKUPS=6"),
+        ("budget-too-small", "RAFF_MAX_BACKUPS=7"),
         ("report-dir-not-writable", "--report-dir"),
         ("malformed-baseline", "--baseline"),
         ("compare-not-json", "--compare"),
@@ -80,7 +82,7 @@ def test_preflight__wrong_setting_stops_before_any_test(
     elif case == "budget-zero":
         env["RAFF_MAX_BACKUPS"] = "0"
     elif case == "budget-too-small":
-        env["RAFF_MAX_BACKUPS"] = "6"  # the scenario needs 7 with a second VM
+        env["RAFF_MAX_BACKUPS"] = "7"  # the scenario needs 8 with a second VM
     elif case == "report-dir-not-writable":
         blocker = tmp_path / "a-file"
         blocker.write_text("not a directory", encoding="utf-8")

@@ -36,11 +36,19 @@ NODEID = f"{MACHINE}::test_backup_series_follow_model"
 # What the machine checks: its own requirements, and the refused resets it sends (RC-02 unknown
 # VM, RC-03 no X-Project-ID, RC-11 another project's VM).
 CHECKED = {"RC-06", "RC-07", "RC-08", "RC-09", "RC-10", "RC-15", "RC-16", "RC-02", "RC-03", "RC-11"}
-# The machine also checks RC-17 and RC-18 every third step; their defects are proven by the
+# The machine also checks RC-17 and RC-18 after every step; their defects are proven by the
 # default run (tests/test_defects.py). Run them here too with MODEL_PROOF_ALL=1 (~40 s more).
 if os.environ.get("MODEL_PROOF_ALL"):
     CHECKED |= {"RC-17", "RC-18"}
-SERIES_DEFECTS = sorted(name for name, defect in DEFECTS.items() if defect.requirement in CHECKED)
+# The machine resets while a backup is in flight too (RC-21), but a baseline missing after such a
+# reset it blames on RC-08, as after any reset: RC-21's defects are the default run's to name.
+# The machine catches this one too, but cannot shrink it: the defect's deletes depend on which
+# series are the VM's oldest, which includes what an earlier example's cleanup (itself a series
+# delete, as defective) left behind, so Hypothesis' replays take other paths. The default run names it.
+NOT_SHRINKABLE = {"chain_delete_removes_oldest_series"}
+SERIES_DEFECTS = sorted(
+    name for name, defect in DEFECTS.items() if defect.requirement in CHECKED and name not in NOT_SHRINKABLE
+)
 MAX_SHRUNK_STEPS = 8  # Hypothesis sometimes stops one or two steps above the minimum
 CLEAN_BUDGET_S = 25.0  # the machine aims at ~15 s; the margin absorbs a loaded CI machine
 RUN_TIMEOUT_S = 900.0

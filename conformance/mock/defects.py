@@ -82,6 +82,11 @@ _ALL = (
         "RC-15",
         "deleting a closed series also deletes the points of the VM's open series",
     ),
+    Defect(
+        "chain_delete_removes_oldest_series",
+        "RC-15",
+        "deleteBackupChain deletes the VM's oldest series, whichever point it names",
+    ),
     # RC-16: deleting a point with dependents is refused and deletes nothing.
     Defect(
         "delete_with_dependents_cascades",
@@ -106,6 +111,51 @@ _ALL = (
         "reset_accepts_unknown_project",
         "RC-19",
         "a reset whose X-Project-ID is no project of the account resets the VM in its own project",
+    ),
+    # RC-20: listings keep their promises with and without X-Project-ID.
+    Defect(
+        "unscoped_listing_ignores_vm_filter",
+        "RC-20",
+        "listBackups without X-Project-ID ignores the vm_id filter and lists every backup of the key",
+    ),
+    Defect(
+        "vm_filter_crosses_accounts",
+        "RC-20",
+        "listBackups with the vm_id of another account's VM lists that VM's backups",
+    ),
+    # RC-21: a reset while a backup is in flight.
+    Defect(
+        "reset_in_flight_ignored",
+        "RC-21",
+        "a reset while a backup of the VM is pending or creating answers 202 but does nothing",
+    ),
+    Defect(
+        "closed_series_pruned_after_baseline",
+        "RC-21",
+        "once the first backup of a new series is ready, the VM's closed series are deleted",
+    ),
+    # RC-22: series shapes.
+    Defect(
+        "reset_drops_baseline_only_series",
+        "RC-22",
+        "a reset of a series that holds only its baseline deletes that baseline",
+    ),
+    # RC-23: undeclared methods are refused with 405 and a true Allow header.
+    Defect(
+        "undeclared_method_accepted",
+        "RC-23",
+        "PUT and PATCH, which no path declares, answer 200 with success: true",
+    ),
+    Defect(
+        "allow_header_lists_undeclared_method",
+        "RC-23",
+        "405 answers list PUT in their Allow header, a method no path declares",
+    ),
+    # RC-24: a backup exists from its create to its delete.
+    Defect(
+        "deleted_backup_still_readable",
+        "RC-24",
+        "getBackup of a deleted backup answers 200 with its old body, once, before it answers 404",
     ),
 )
 

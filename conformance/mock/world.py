@@ -206,6 +206,7 @@ class World:
         self.vms: dict[str, VM] = {}
         self.backups: dict[str, Backup] = {}
         self._project_account: dict[str, str] = {}
+        self._stale: dict[str, dict[str, Any]] = {}  # deleted_backup_still_readable: id -> last body
         self._load(default_seed() if seed is None else seed)
 
     # ---- seed and credentials -------------------------------------------------------------
@@ -328,7 +329,14 @@ class World:
         self, account: Account, project_id: str | None, vm_id: str | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
+            if project_id is None and "unscoped_listing_ignores_vm_filter" in self.defects:
+                vm_id = None
             owned = [b for b in self._ordered() if b.account_id == account.id]
+            foreign = self.vms.get(vm_id) if vm_id is not None else None
+            crossing = foreign is not None and foreign.account_id != account.id
+            if crossing and "vm_filter_crosses_accounts" in self.defects:
+                owned = [b for b in self._ordered() if b.vm_id == vm_id]  # the filter skips the account check
+                project_id = None
             matching = [
                 b
                 for b in owned
@@ -380,6 +388,9 @@ class World:
 
     def get_backup(self, account: Account, project_id: str, backup_id: str) -> dict[str, Any]:
         with self._lock:
+            stale = self._stale.pop(backup_id, None)
+            if stale is not None and stale["account_id"] == account.id:
+                return stale  # deleted_backup_still_readable: a cache that outlives the delete once
             return self._backup_body(self._scoped_backup(account, project_id, backup_id), self._clock())
 
     def delete_backup(self, account: Account, project_id: str, backup_id: str) -> None:
@@ -395,7 +406,7 @@ class World:
                         return
                     if "delete_with_dependents_deletes_point" not in self.defects:
                         raise ApiError(409, DEPENDENTS_MESSAGE)
-            del self.backups[backup.id]
+            self._forget(backup)
 
     def delete_chain(self, account: Account, project_id: str, backup_id: str) -> None:
         with self._lock:
@@ -404,6 +415,9 @@ class World:
                 del self.backups[backup.id]  # a legacy backup is a series of its own
                 return
             vm = self.vms[backup.vm_id]
+            if "chain_delete_removes_oldest_series" in self.defects:
+                oldest = next(b.series for b in self._ordered() if b.vm_id == vm.id and b.series is not None)
+                backup = next(b for b in self._ordered() if b.series == oldest)
             if vm.open_series == backup.series:
                 vm.open_series = None  # the next backup starts a fresh series at 0
             elif "chain_delete_spills_into_open_series" in self.defects and vm.open_series is not None:
@@ -455,6 +469,10 @@ class World:
                 and "reset_ignores_project_scope" not in self.defects
             ):
                 raise not_found("VM")
+            if "reset_in_flight_ignored" in self.defects and vm.open_series is not None:
+                now = self._clock()
+                if any(p.status(now) in ("pending", "creating") for p in self._series_points(vm.open_series)):
+                    return  # answered 202, but the reset waits behind the running backup and is lost
             if vm.reset_pending and "second_reset_rejected" in self.defects:
                 raise ApiError(400, "The backup series of this VM was already reset")
             targets = [vm]
@@ -472,14 +490,32 @@ class World:
         self.backups[backup.id] = backup
 
     def _ordered(self) -> list[Backup]:
+        if "closed_series_pruned_after_baseline" in self.defects:
+            self._prune_closed_series()
         return sorted(self.backups.values(), key=lambda b: b.seq)
+
+    def _prune_closed_series(self) -> None:
+        """Planted defect: once a VM's new baseline is ready, its closed series are deleted."""
+        now = self._clock()
+        for vm in self.vms.values():
+            points = [b for b in self.backups.values() if vm.open_series is not None and b.series == vm.open_series]
+            if any(p.increment_id == 0 and p.status(now) == "ready" for p in points):
+                for backup in [b for b in self.backups.values() if b.vm_id == vm.id]:
+                    if backup.series is not None and backup.series != vm.open_series:
+                        del self.backups[backup.id]
 
     def _series_points(self, series: str) -> list[Backup]:
         return [b for b in self._ordered() if b.series == series]
 
     def _delete_series(self, series: str) -> None:
         for point in self._series_points(series):
-            del self.backups[point.id]
+            self._forget(point)
+
+    def _forget(self, backup: Backup) -> None:
+        """Delete one backup (under deleted_backup_still_readable, getBackup still finds it once)."""
+        if "deleted_backup_still_readable" in self.defects:
+            self._stale[backup.id] = self._backup_body(backup, self._clock())
+        del self.backups[backup.id]
 
     def _is_closed(self, backup: Backup) -> bool:
         return backup.series is not None and self.vms[backup.vm_id].open_series != backup.series
@@ -487,6 +523,8 @@ class World:
     def _close_series(self, vm: VM) -> None:
         if vm.open_series is not None:
             points = self._series_points(vm.open_series)
+            if "reset_drops_baseline_only_series" in self.defects and len(points) == 1:
+                del self.backups[points[0].id]  # a series of one point taken for an unfinished one
             if "numbering_continues_after_reset" in self.defects and points:
                 vm.series_start = max(p.increment_id or 0 for p in points) + 1
             if "closed_points_renumbered" in self.defects:

@@ -183,6 +183,7 @@ class OperationFuzz(TypedDict):
 class PropertyBased(TypedDict):
     operations: dict[str, OperationFuzz]
     checks: list[str]
+    limitations: NotRequired[list[str]]  # what generated traffic left out on the target, and why
 
 
 class Live(TypedDict):

@@ -497,6 +497,7 @@ def _fuzz(property_based: Mapping[str, Any]) -> dict[str, Any]:
         "operations": sorted(operations.items()),
         "total": sum(stats.get("cases", 0) for stats in operations.values()),
         "checks": property_based.get("checks") or [],
+        "limitations": property_based.get("limitations") or [],
     }
 
 

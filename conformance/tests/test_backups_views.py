@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import fail, inconclusive
+from conformance.checks import conforms, fail, inconclusive
 from conformance.exchange import Exchange
 from conformance.scenario import ScenarioRecord
 
@@ -119,3 +119,78 @@ def test_backups_list_pages_split_the_listing(scenario: ScenarioRecord, evidence
             f"{len(scenario.pages)} pages against the full listing of {len(full)}: {'; '.join(problems)}",
             check="list_pages",
         )
+
+
+def _listing_items(scenario: ScenarioRecord, name: str) -> list[dict[str, Any]]:
+    scenario.listed(name)  # inconclusive unless the listing answered 200 with a list
+    return _backups_in(scenario.step(name))
+
+
+@pytest.mark.req("RC-20")
+def test_backups_list_vm_filter_without_project_header(scenario: ScenarioRecord, evidence) -> None:
+    """1. the VM's listing without X-Project-ID shows that VM's backups only, the same ones as with it
+    2. the key's whole listing (no header) shows nothing of another account."""
+    vm_id = scenario.vm_id
+    scoped_name, unscoped_name = "list_A_before_deletes", "list_A_unscoped_before_deletes"
+    unscoped = _listing_items(scenario, unscoped_name)
+    evidence.attach(*scenario.trail(scoped_name, unscoped_name))
+    strangers = [b["id"] for b in unscoped if b.get("product_vm") not in (None, vm_id)]
+    if strangers:
+        raise fail(
+            "RC-20",
+            scenario.trail(scoped_name, unscoped_name),
+            "vm_id filter ignored without X-Project-ID",
+            f"listBackups?vm_id={vm_id} without X-Project-ID shows {len(strangers)} backups of other VMs "
+            f"(first: {strangers[0]})",
+            check="list_filters",
+        )
+    scoped_exchange, unscoped_exchange = scenario.step(scoped_name), scenario.step(unscoped_name)
+    if _is_complete(scoped_exchange) and _is_complete(unscoped_exchange):
+        scoped = scenario.listed(scoped_name).keys()
+        differ = sorted(scoped ^ {b["id"] for b in unscoped})
+        if differ:
+            raise fail(
+                "RC-20",
+                scenario.trail(scoped_name, unscoped_name),
+                "the VM's listing depends on X-Project-ID",
+                f"with the header {len(scoped)} backups, without it {len(unscoped)}; "
+                f"shown by only one of them: {', '.join(differ[:5])}",
+                check="list_filters",
+            )
+    account = next((scenario.data(f"ready_{label}").get("account_id") for label in scenario.ids), None)
+    if not isinstance(account, str):
+        return  # the backups do not say their account: nothing to compare the key's listing with
+    wide = "list_all_unscoped_after_reset"
+    evidence.attach(scenario.step(wide))
+    leaked = [b["id"] for b in _listing_items(scenario, wide) if b.get("account_id") not in (None, account)]
+    if leaked:
+        raise fail(
+            "RC-20",
+            scenario.step(wide),
+            "listing shows another account's backups",
+            f"without X-Project-ID the key's listing shows {len(leaked)} backups whose account_id is not "
+            f"{account}, the account of the run's own backups (first: {leaked[0]})",
+            check="list_filters",
+        )
+
+
+@pytest.mark.req("RC-20")
+def test_backups_list_invisible_vm_lists_nothing(scenario: ScenarioRecord, contract, evidence) -> None:
+    """The vm_id of a VM the key cannot see (another account's, or a UUID of no VM) lists nothing."""
+    for name in ("list_invisible_vm", "list_invisible_vm_unscoped"):
+        exchange = scenario.step(name)
+        evidence.attach(exchange)
+        if exchange.status is not None and 400 <= exchange.status < 500:
+            conforms(contract, exchange, "RC-20")  # refusing the filter lists nothing too
+            continue
+        shown = _listing_items(scenario, name)
+        total = exchange.response_body.get("total")
+        if shown or total not in (0, None):
+            raise fail(
+                "RC-20",
+                exchange,
+                "a VM the key cannot see lists backups",
+                f"listBackups?vm_id={scenario.invisible_vm_id} ({name}) shows {len(shown)} backups, total {total!r}; "
+                "the key cannot see that VM, so nothing may be listed",
+                check="list_filters",
+            )

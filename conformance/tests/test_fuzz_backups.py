@@ -114,14 +114,14 @@ def pinned_schema(pinned_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> sc
     return pinned_fuzz[0]
 
 
-@pytest.mark.req("RC-14")
+@pytest.mark.req("RC-14", "RC-23")
 @free.exclude(operation_id=RESET).parametrize()
 def test_fuzz_backups__free(case: Case, free_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Arbitrary requests to every operation but reset-chain: answers match the contract."""
     free_fuzz[1].run(case)
 
 
-@pytest.mark.req("RC-14")
+@pytest.mark.req("RC-14", "RC-23")
 @pinned.exclude(operation_id=RESET).parametrize()
 def test_fuzz_backups__pinned(case: Case, pinned_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Valid requests on real resources: accepted, authenticated, 2xx bodies match the contract."""
@@ -129,7 +129,7 @@ def test_fuzz_backups__pinned(case: Case, pinned_fuzz: tuple[schemathesis.BaseSc
 
 
 @pytest.mark.writes
-@pytest.mark.req("RC-14", "RC-05")
+@pytest.mark.req("RC-14", "RC-05", "RC-23")
 @free.include(operation_id=RESET).parametrize()
 def test_fuzz_reset_chain__free(case: Case, free_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Arbitrary resets, malformed path ids included: 400/404 with an Error body, never a 5xx."""
@@ -137,7 +137,7 @@ def test_fuzz_reset_chain__free(case: Case, free_fuzz: tuple[schemathesis.BaseSc
 
 
 @pytest.mark.writes
-@pytest.mark.req("RC-14", "RC-13", "RC-03", "RC-04")
+@pytest.mark.req("RC-14", "RC-13", "RC-03", "RC-04", "RC-23")
 @pinned.include(operation_id=RESET).parametrize()
 def test_fuzz_reset_chain__pinned(case: Case, pinned_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Resets of the run's VM: 202 when valid; refused without a valid key, or without or with a

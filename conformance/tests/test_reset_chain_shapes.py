@@ -1,0 +1,156 @@
+"""Reset-chain while a backup is in flight, and on every shape a series can have (recorded scenario)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.checks import conforms, fail, inconclusive, status_code_conformance, status_code_is
+from conformance.exchange import Exchange
+from conformance.scenario import ScenarioRecord
+
+pytestmark = [pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
+
+IN_FLIGHT = ("pending", "creating")
+
+
+def _answered_like_plain_reset(scenario: ScenarioRecord, reset: Exchange) -> bool:
+    """Whether this reset got the same wrong answer as the plain reset_A: that is RC-01's finding,
+    not this case's, so the case judges the effect only."""
+    return reset.status != 202 and reset.status == scenario.step("reset_A").status
+
+
+def _accepted(scenario: ScenarioRecord, contract, reset: Exchange, requirement: str) -> None:
+    """A reset of this shape is accepted (202) and answers as the contract says, like any other."""
+    __tracebackhide__ = True
+    if _answered_like_plain_reset(scenario, reset):
+        return
+    status_code_is(reset, 202, requirement)
+    conforms(contract, reset, requirement)
+
+
+@pytest.mark.req("RC-21")
+def test_reset_chain_while_backup_in_flight(scenario: ScenarioRecord, contract, evidence) -> None:
+    """1. create A5, reset at once, read A5: still in flight  2. the reset answered a documented code
+    3. accepted: A6, asked for after it, is a baseline; refused: A6 follows A5 in its series."""
+    reset = scenario.step("reset_A_in_flight")
+    shown = scenario.step("show_A5_after_in_flight_reset")
+    evidence.attach(*scenario.trail("create_A5", "reset_A_in_flight", "show_A5_after_in_flight_reset"))
+    status = scenario.data("show_A5_after_in_flight_reset").get("status")
+    if status not in IN_FLIGHT:
+        raise inconclusive(
+            "show_A5_after_in_flight_reset",
+            f"A5 was already {status!r} right after the reset (getBackup answered {shown.status}), so the reset "
+            "did not meet a backup in flight; on the bundled mock, --backup-delay holds backups longer",
+            shown,
+        )
+    if not _answered_like_plain_reset(scenario, reset):
+        status_code_conformance(contract, reset, "RC-21")  # a documented code: a refusal is allowed
+        conforms(contract, reset, "RC-21")
+    evidence.attach(*scenario.trail("ready_A5", "create_A6", "ready_A6"))
+    scenario.require("A5", "A6")
+    got = scenario.increment("A6")
+    if reset.status is not None and 200 <= reset.status < 300:
+        if got != 0:
+            raise fail(
+                "RC-21",
+                scenario.trail("create_A5", "reset_A_in_flight", "show_A5_after_in_flight_reset", "ready_A6"),
+                "reset during a backup in flight did not start a new series",
+                f"A6, the first backup asked for after the accepted reset, has increment_id {got!r}, expected 0; "
+                f"A5 was {status!r} when the reset answered {reset.status}",
+            )
+        return
+    previous = scenario.increment("A5")
+    if isinstance(previous, int) and got != previous + 1:
+        raise fail(
+            "RC-21",
+            scenario.trail("reset_A_in_flight", "ready_A5", "ready_A6"),
+            "a refused reset changed the series",
+            f"the reset answered {reset.status}, yet A6 has increment_id {got!r} after A5's {previous!r}",
+        )
+
+
+@pytest.mark.req("RC-21")
+def test_reset_chain_closed_points_survive_new_baseline(scenario: ScenarioRecord, evidence) -> None:
+    """Once A6, the new series' baseline, is ready, every closed point (A1 to A5) is still listed, ready,
+    with the increment_id it had: loss that comes later than the reset counts too."""
+    labels = ("A1", "A2", "A3", "A4", "A5")
+    ids = scenario.require(*labels, "A6")
+    listed = scenario.listed("list_A_before_deletes")
+    evidence.attach(scenario.step("ready_A6"), scenario.step("list_A_before_deletes"))
+    for label, backup_id in zip(labels, ids[:-1], strict=True):
+        trail = scenario.trail(f"ready_{label}", "reset_A_in_flight", "ready_A6", "list_A_before_deletes")
+        if backup_id not in listed:
+            raise fail(
+                "RC-21",
+                trail,
+                "closed point lost once the new baseline was ready",
+                f"{label} ({backup_id}) was ready, and is missing from the listing taken after A6 became ready",
+            )
+        point, before = listed[backup_id], scenario.increment(label)
+        if point.get("increment_id") != before or point.get("status") != "ready":
+            raise fail(
+                "RC-21",
+                trail,
+                "closed point changed once the new baseline was ready",
+                f"{label} ({backup_id}) was ready with increment_id {before!r}; after A6 became ready the listing "
+                f"shows increment_id {point.get('increment_id')!r}, status {point.get('status')!r}",
+            )
+
+
+@pytest.mark.req("RC-22")
+def test_reset_chain_on_series_of_only_a_baseline(scenario: ScenarioRecord, contract, evidence) -> None:
+    """After both older series were deleted, series 3 holds only A6: the reset answers 202 and A6 stays."""
+    (a6,) = scenario.require("A6")
+    reset = scenario.step("reset_A_final")
+    before = scenario.listed("list_A_after_chain_delete")
+    after = scenario.listed("list_A_final")
+    evidence.attach(*scenario.trail("list_A_after_chain_delete", "reset_A_final", "list_A_final"))
+    _accepted(scenario, contract, reset, "RC-22")
+    if a6 not in before:
+        raise inconclusive(
+            "list_A_after_chain_delete",
+            f"A6 ({a6}) was not listed before the reset, so its series' shape there is unknown",
+            scenario.step("list_A_after_chain_delete"),
+        )
+    ours = set(scenario.ids.values()) & before.keys()
+    if ours != {a6}:
+        raise inconclusive(
+            "list_A_after_chain_delete",
+            f"besides A6 the VM still lists the run's {sorted(ours - {a6})}, so series 3 was not alone",
+            scenario.step("list_A_after_chain_delete"),
+        )
+    trail = scenario.trail("list_A_after_chain_delete", "reset_A_final", "list_A_final")
+    if a6 not in after:
+        raise fail(
+            "RC-22",
+            trail,
+            "a series of only a baseline left the listing on reset",
+            f"A6 ({a6}), listed before the reset, is not listed after it",
+        )
+    for key in ("increment_id", "status"):
+        if after[a6].get(key) != before[a6].get(key):
+            raise fail(
+                "RC-22",
+                trail,
+                f"reset changed the baseline's {key}",
+                f"A6 ({a6}): {key} {before[a6].get(key)!r} before the reset, {after[a6].get(key)!r} after it",
+            )
+
+
+@pytest.mark.req("RC-22")
+def test_reset_chain_on_vm_without_backups(scenario: ScenarioRecord, contract, evidence) -> None:
+    """A VM with no backup at all: the opening reset answers 202 and A1 is a baseline."""
+    listed = scenario.listed("list_A_before")
+    if listed:
+        pytest.skip(f"the VM held {len(listed)} backups before the run, so this shape is not on hand")
+    reset = scenario.step("reset_A_start")
+    evidence.attach(*scenario.trail("list_A_before", "reset_A_start", "create_A1", "ready_A1"))
+    _accepted(scenario, contract, reset, "RC-22")
+    scenario.require("A1")
+    if scenario.increment("A1") != 0:
+        raise fail(
+            "RC-22",
+            scenario.trail("list_A_before", "reset_A_start", "ready_A1"),
+            "first backup of a VM after a reset is not a baseline",
+            f"A1 has increment_id {scenario.increment('A1')!r}, expected 0",
+        )

@@ -46,8 +46,13 @@ if os.environ.get("MODEL_PROOF_ALL"):
 # series are the VM's oldest, which includes what an earlier example's cleanup (itself a series
 # delete, as defective) left behind, so Hypothesis' replays take other paths. The default run names it.
 NOT_SHRINKABLE = {"chain_delete_removes_oldest_series"}
+# The two slowest rows (~50 s each on 2 cores); their requirements keep a faster row here
+# (closed_points_hidden for RC-06, delete_with_dependents_cascades for RC-16) and the default run
+# proves these defects too. MODEL_PROOF_ALL=1 (CI's separate step) runs them.
+SLOW_ROWS = {"closed_points_renumbered", "delete_with_dependents_deletes_point"}
+LEFT_OUT = NOT_SHRINKABLE | (set() if os.environ.get("MODEL_PROOF_ALL") else SLOW_ROWS)
 SERIES_DEFECTS = sorted(
-    name for name, defect in DEFECTS.items() if defect.requirement in CHECKED and name not in NOT_SHRINKABLE
+    name for name, defect in DEFECTS.items() if defect.requirement in CHECKED and name not in LEFT_OUT
 )
 MAX_SHRUNK_STEPS = 8  # Hypothesis sometimes stops one or two steps above the minimum
 CLEAN_BUDGET_S = 25.0  # the machine aims at ~15 s; the margin absorbs a loaded CI machine

@@ -84,9 +84,7 @@ def _own_backups(credentials: dict[str, str], prefix: str) -> list[dict]:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_safety__interrupted_run_leaves_nothing(tmp_path: Path, signum: int) -> None:
     prefix = f"interrupted{signum}"
-    # Each backup takes 5 s, so the signal lands while the run is waiting for its first one, even
-    # on a loaded machine (with 1.5 s the 8-backup run could end before a slow poll saw a backup).
-    with mock_process("--backup-delay", "5") as credentials:
+    with mock_process("--backup-delay", "1.5") as credentials:
         # A mock in a process of its own is a real server to the suite: writes need the opt-in.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "RAFF_NAME_PREFIX": prefix,
                "RAFF_ALLOW_WRITES": "1", **{key: credentials[key] for key in SUITE_ENV_KEYS}}
@@ -94,6 +92,10 @@ def test_safety__interrupted_run_leaves_nothing(tmp_path: Path, signum: int) -> 
             [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py", "-p", "no:cacheprovider",
              "-q", "--report-dir", str(tmp_path / "reports")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # A child inherits an ignored SIGINT (pytest-xdist workers and shell background jobs
+            # ignore it), and Python then never raises KeyboardInterrupt: give it the default back,
+            # as an interactive terminal would.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 60
         while not _own_backups(credentials, prefix) and time.monotonic() < deadline:

@@ -412,7 +412,7 @@ class World:
         with self._lock:
             backup = self._scoped_backup(account, project_id, backup_id)
             if backup.series is None:
-                del self.backups[backup.id]  # a legacy backup is a series of its own
+                self._forget(backup)  # a legacy backup is a series of its own
                 return
             vm = self.vms[backup.vm_id]
             if "chain_delete_removes_oldest_series" in self.defects:
@@ -502,7 +502,7 @@ class World:
             if any(p.increment_id == 0 and p.status(now) == "ready" for p in points):
                 for backup in [b for b in self.backups.values() if b.vm_id == vm.id]:
                     if backup.series is not None and backup.series != vm.open_series:
-                        del self.backups[backup.id]
+                        self._forget(backup)
 
     def _series_points(self, series: str) -> list[Backup]:
         return [b for b in self._ordered() if b.series == series]
@@ -524,7 +524,7 @@ class World:
         if vm.open_series is not None:
             points = self._series_points(vm.open_series)
             if "reset_drops_baseline_only_series" in self.defects and len(points) == 1:
-                del self.backups[points[0].id]  # a series of one point taken for an unfinished one
+                self._forget(points[0])  # a series of one point taken for an unfinished one
             if "numbering_continues_after_reset" in self.defects and points:
                 vm.series_start = max(p.increment_id or 0 for p in points) + 1
             if "closed_points_renumbered" in self.defects:

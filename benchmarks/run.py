@@ -1,6 +1,7 @@
 """Wall time and planted defects caught: the suite versus plain Schemathesis on the same mock.
 
-    python benchmarks/run.py [--workers 2] [--seed 20260514] [--skip-sweep | --superset-only]
+    python benchmarks/run.py [--workers 2] [--seed 20260514] [--skip-sweep | --superset-only | --phase-table]
+                             [--defects NAME ...]
 
 1. Wall time against the clean bundled mock, default (thorough) profile: the suite's generated
    tests (test_fuzz_backups.py + test_backups_lifecycle.py), the whole suite, and the Schemathesis
@@ -15,6 +16,8 @@
    plain ``schemathesis run`` reports (the mock's own config pins the seeded ids, all checks, all
    phases, --max-examples 30) must be among what the suite reports (any verdict); it prints each
    pair that plain Schemathesis found and the suite did not.
+4. ``--phase-table``: plain Schemathesis as in 3, one phase at a time, so that each defect shows
+   which phase (and check code) finds it.
 
 Prints numbers; asserts nothing.
 """
@@ -162,7 +165,13 @@ CONFIGURED = CliFlavour("mock-config", MOCK_CONFIG, project_header=True)
 
 
 def run_schemathesis(
-    spec: Path, credentials: dict[str, str], *, max_examples: int, seed: int, flavour: CliFlavour
+    spec: Path,
+    credentials: dict[str, str],
+    *,
+    max_examples: int,
+    seed: int,
+    flavour: CliFlavour,
+    phases: str = PHASES,
 ) -> CliRun:
     with tempfile.TemporaryDirectory() as tmp:
         config = flavour.config_file
@@ -182,7 +191,7 @@ def run_schemathesis(
             "--url",
             credentials["RAFF_BASE_URL"],
             "--phases",
-            PHASES,
+            phases,
             "--max-examples",
             str(max_examples),
             "--seed",
@@ -213,14 +222,49 @@ def run_schemathesis(
 
 
 def schemathesis_against_mock(
-    spec: Path, *, defect: str | None, max_examples: int, seed: int, flavours: list[CliFlavour]
+    spec: Path,
+    *,
+    defect: str | None,
+    max_examples: int,
+    seed: int,
+    flavours: list[CliFlavour],
+    phases: str = PHASES,
 ) -> dict[str, CliRun]:
     """Each flavour in turn against one mock process (plain first: it creates nothing there)."""
     with mock_process(defect) as credentials:
         return {
-            flavour.name: run_schemathesis(spec, credentials, max_examples=max_examples, seed=seed, flavour=flavour)
+            flavour.name: run_schemathesis(
+                spec, credentials, max_examples=max_examples, seed=seed, flavour=flavour, phases=phases
+            )
             for flavour in flavours
         }
+
+
+def phase_table(spec: Path, merged: dict[str, Any], args: argparse.Namespace) -> None:
+    """Which phase of plain Schemathesis finds what: each defect's pairs, one phase at a time."""
+    print(
+        f"== Plain schemathesis run (the mock's config, all checks, --max-examples {SUPERSET_EXAMPLES}, seed"
+        f" {args.seed}), one phase at a time: the (operation, code) pairs each phase reports beyond the clean mock =="
+    )
+    labels = operation_ids(merged)
+
+    def pairs(defect: str | None, phase: str) -> set[tuple[str, str]]:
+        run = schemathesis_against_mock(
+            spec, defect=defect, max_examples=SUPERSET_EXAMPLES, seed=args.seed, flavours=[CONFIGURED], phases=phase
+        )[CONFIGURED.name]
+        return {cli_pair(label, code, labels) for code, label in run.failures}
+
+    phases = PHASES.split(",")
+    jobs = [(defect, phase) for defect in [None, *sorted(args.defects or DEFECTS)] for phase in phases]
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        found = dict(zip(jobs, pool.map(lambda job: pairs(*job), jobs), strict=True))
+    print(f"{'mock':<38} " + " ".join(f"{phase:<22}" for phase in phases))
+    for defect in sorted(args.defects or DEFECTS):
+        cells = []
+        for phase in phases:
+            extra = found[(defect, phase)] - found[(None, phase)]
+            cells.append(", ".join(f"{op} {code}" for op, code in sorted(extra)) or "-")
+        print(f"{defect:<38} " + " ".join(f"{cell:<22}" for cell in cells))
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -291,12 +335,25 @@ def operation_ids(spec: dict[str, Any]) -> dict[str, str]:
     }
 
 
+STATEFUL_LABEL = "Stateful tests"  # how the JSON report names every stateful failure's operation
+ANY_OPERATION = "(stateful: any operation)"
+
+
 def cli_pair(label: str, code: str, labels: dict[str, str]) -> tuple[str, str]:
     """A plain-Schemathesis failure as (operation, code). An undeclared method (ST204, ST205) is no
-    operation: it counts as the path's, "path /api/v1/backups", which the suite reports it under too."""
+    operation: it counts as the path's, "path /api/v1/backups", which the suite reports it under too.
+    The JSON report names no operation for a stateful failure: only its code can be compared."""
     if label in labels:
         return labels[label], code
+    if label == STATEFUL_LABEL:
+        return ANY_OPERATION, code
     return f"path {label.split(' ', 1)[-1]}", code
+
+
+def unmatched(pairs: set[tuple[str, str]], kinds: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The pairs the suite did not report; a stateful pair matches the same code on any operation."""
+    codes = {code for _, code in kinds}
+    return {(op, code) for op, code in pairs if (op, code) not in kinds and not (op == ANY_OPERATION and code in codes)}
 
 
 def suite_kinds(suite: SuiteRun, codes: dict[str, set[str]], paths: dict[str, str]) -> set[tuple[str, str]]:
@@ -334,7 +391,7 @@ def superset_one(defect: str | None, spec: Path, *, seed: int, labels: dict[str,
     )[CONFIGURED.name]
     pairs = {cli_pair(label, code, labels) for code, label in cli.failures}
     paths = {operation: label.split(" ", 1)[1] for label, operation in labels.items()}
-    return SupersetRow(defect or "(clean mock)", pairs, pairs - suite_kinds(suite, codes, paths), suite.note)
+    return SupersetRow(defect or "(clean mock)", pairs, unmatched(pairs, suite_kinds(suite, codes, paths)), suite.note)
 
 
 def print_superset(rows: list[SupersetRow]) -> None:
@@ -357,6 +414,9 @@ def main() -> int:
     parser.add_argument("--skip-sweep", action="store_true", help="timings only")
     parser.add_argument("--superset-only", action="store_true", help="only the superset check")
     parser.add_argument("--defects", nargs="*", help="superset check: only these defects (and the clean mock)")
+    parser.add_argument(
+        "--phase-table", action="store_true", help="only which phase of plain schemathesis finds each defect"
+    )
     args = parser.parse_args()
     began = time.monotonic()
     flavours = [PLAIN, *([CONFIGURED] if MOCK_CONFIG.exists() else [])]
@@ -365,6 +425,10 @@ def main() -> int:
         spec = Path(tmp) / "merged.yaml"
         merged = load_contract().merged
         spec.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+        if args.phase_table:
+            phase_table(spec, merged, args)
+            print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+            return 0
         if args.superset_only:
             superset(spec, merged, args)
             print(f"total benchmark time: {time.monotonic() - began:.0f} s")

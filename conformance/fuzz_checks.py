@@ -11,8 +11,10 @@ the report speaks in requirements. ``findings_from_failures`` maps one onto the 
 - ``unsupported_method`` and ``allow_header_conformance`` (an undeclared method not refused with
   405 and an ``Allow`` header, or an ``Allow`` that does not list the declared methods) break RC-23;
   a 404 for an undeclared method is a note (see ``classification_for``);
-- ``use_after_free`` and ``ensure_resource_availability`` (a deleted backup still there, a created
-  one not there) break RC-24;
+- ``use_after_free``, ``ensure_resource_availability`` and the suite's ``created_backup_found`` (a
+  deleted backup still there, a created one not there) break RC-24;
+- ``negative_data_rejection`` and ``positive_data_acceptance`` elsewhere (a request refused for a
+  shape the schema allows, or one the schema forbids carried out) break RC-25;
 - everything else is a response that does not match the merged contract: RC-14.
 
 Answers that only the overlay allows are *spec gaps*, not failures: the plugin derives them
@@ -25,8 +27,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from schemathesis.checks import CHECKS, CheckFunction, load_all_checks
+import schemathesis
+from schemathesis.checks import CHECKS, CheckContext, CheckFunction, load_all_checks
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.transport import Response
+from schemathesis.generation.case import Case
+from schemathesis.openapi.checks import EnsureResourceAvailability
+from schemathesis.specs.openapi.checks import resource_was_deleted
 
 from conformance.checks import Classification, Finding
 from conformance.exchange import Exchange
@@ -48,6 +55,7 @@ CHECK_NAMES: tuple[str, ...] = (
     "ignored_auth",
     "use_after_free",
     "ensure_resource_availability",
+    "created_backup_found",  # the suite's: ensure_resource_availability where it cannot fire (below)
 )
 DISABLED_CHECK_NAMES: tuple[str, ...] = (
     "object_level_authorization",
@@ -58,7 +66,9 @@ DEFAULT_REQUIREMENT = "RC-14"
 METHODS_REQUIREMENT = "RC-23"  # undeclared methods: 405 with Allow (RFC 9110)
 LIFETIME_REQUIREMENT = "RC-24"  # a created backup is there at once; a deleted one is gone
 METHOD_CHECKS = frozenset({"unsupported_method", "allow_header_conformance"})
-LIFETIME_CHECKS = frozenset({"use_after_free", "ensure_resource_availability"})
+LIFETIME_CHECKS = frozenset({"use_after_free", "ensure_resource_availability", "created_backup_found"})
+REQUEST_SHAPE_REQUIREMENT = "RC-25"  # the request schema decides what is taken and what is refused
+REQUEST_SHAPE_CHECKS = frozenset({"negative_data_rejection", "positive_data_acceptance"})
 AUTH_REQUIREMENT = "RC-13"
 RESET_PATH_REQUIREMENT = "RC-05"
 MISSING_PROJECT_REQUIREMENT = "RC-03"
@@ -67,6 +77,54 @@ PROJECT_HEADER = "X-Project-ID"
 API_KEY_HEADER = "X-API-Key"  # components.securitySchemes.ApiKeyAuth
 RESET_OPERATION = "resetBackupChain"
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@schemathesis.check
+def created_backup_found(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """A linked step on a backup that its createBackup just accepted must not answer 404 (RC-24).
+
+    Schemathesis' ensure_resource_availability asks the same, but only of a step whose every
+    parameter the link filled, and 4.32.5 counts a linked header as generated (it compares the
+    step with its own generated state, which already holds the link's value). Every backup
+    operation here takes the linked X-Project-ID header, so the built-in check never fires on this
+    contract. This one asks what the built-in means: the step's path id is the one the create
+    answered, its project header the one the create was sent with, and no successful request of
+    the scenario removed the backup since. Its failure is Schemathesis' own (ST302).
+    """
+    if response.status_code != 404:
+        return None
+    parent = ctx.internals.find_parent(case_id=case.id)
+    if parent is None or parent.operation.definition.raw.get("operationId") != "createBackup":
+        return None
+    created = ctx.internals.find_response(case_id=parent.id)
+    if created is None or not 200 <= created.status_code < 300:
+        return None
+    created_id = _data_id(created)
+    if created_id is None or (case.path_parameters or {}).get("id") != created_id:
+        return None
+    if _header(case.headers or {}, PROJECT_HEADER) != _header(parent.headers or {}, PROJECT_HEADER):
+        return None
+    if ctx.internals.recorder is not None and resource_was_deleted(ctx.internals.recorder, case, created_by=parent.id):
+        return None
+    raise EnsureResourceAvailability(
+        operation=parent.operation.label,
+        message=(
+            f"The API returned `404 Not Found` for backup {created_id}, which createBackup had just "
+            f"accepted with `{created.status_code}`, before anything deleted it.\n\n"
+            f"Created with      : `{parent.operation.label}`\n"
+            f"Not available with: `{case.operation.label}`"
+        ),
+        created_with=parent.operation.label,
+        not_available_with=case.operation.label,
+    )
+
+
+def _data_id(response: Response) -> str | None:
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
 def check_functions(names: Sequence[str] = CHECK_NAMES) -> list[CheckFunction]:
@@ -122,6 +180,8 @@ def requirement_for(
             return MISSING_PROJECT_REQUIREMENT
         if check == "negative_data_rejection" and not _is_uuid(project):
             return MALFORMED_PROJECT_REQUIREMENT
+    if check in REQUEST_SHAPE_CHECKS and operation_id != RESET_OPERATION:
+        return REQUEST_SHAPE_REQUIREMENT
     return DEFAULT_REQUIREMENT
 
 

@@ -761,6 +761,27 @@ def _read_after_delete(api: Api, creds: dict[str, str]) -> object:
     return api.http.get(f"/api/v1/backups/{backup}").status_code
 
 
+def _default_named_reads(api: Api, creds: dict[str, str]) -> object:
+    named = api.create(creds["RAFF_VM_ID"], name="probe")["id"]
+    unnamed = api.create(creds["RAFF_VM_ID"])["id"]
+    listed = {backup["id"] for backup in api.backups(creds["RAFF_VM_ID"])} >= {named, unnamed}
+    return listed, [api.http.get(f"/api/v1/backups/{backup}").status_code for backup in (named, unnamed)]
+
+
+def _restore_default_named(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    _await_ready(api, backup)
+    return api.call("restoreBackup", id=backup, check=False).status_code
+
+
+def _name_lengths(api: Api, creds: dict[str, str]) -> object:
+    limit = CONTRACT.merged["components"]["schemas"]["CreateBackupRequest"]["properties"]["name"]["maxLength"]
+    return [
+        api.call("createBackup", json={"vm_id": creds["RAFF_VM_ID"], "name": "n" * length}).status_code
+        for length in (limit - 1, limit, limit + 1)
+    ]
+
+
 PROBES: dict[str, Probe] = {
     "reset_returns_200": _reset_status(),
     "reset_success_false": _scenario(
@@ -797,6 +818,12 @@ PROBES: dict[str, Probe] = {
     "undeclared_method_accepted": _scenario(_undeclared_put),
     "allow_header_lists_undeclared_method": _scenario(_allow_header),
     "deleted_backup_still_readable": _scenario(_read_after_delete),
+    "default_named_backup_not_found": _scenario(_default_named_reads),
+    "restore_default_named_crashes": _scenario(_restore_default_named),
+    "name_at_max_length_rejected": _scenario(_name_lengths),
+    "malformed_vm_filter_ignored": _scenario(
+        lambda api, creds: api.http.get("/api/v1/backups", params={"vm_id": "not-a-uuid"}).status_code
+    ),
 }
 # Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
 PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}

@@ -63,6 +63,8 @@ class MockApp(Starlette):
         self.real_stack = real_stack
         self.rules = rules
         self.defects = defects
+        # createBackup's name limit, from the contract (the name-length defects act at its edge).
+        self.max_name = rules["createBackup"].body_validator.schema["properties"]["name"]["maxLength"]  # type: ignore[union-attr]
         self.faults = faults
         self.limiter = fault_modes.RateLimiter(rate_limit) if rate_limit is not None else None
         self.closing = threading.Event()  # set by the server when it stops, so hung requests let go
@@ -164,16 +166,27 @@ class MockApp(Starlette):
                 skip=self._skipped_checks(op, request),
             )
             body = rules.parse_body(request.headers.get("content-type"), await _read_body(request, rules))
+            if op == "createBackup" and "name_at_max_length_rejected" in self.defects and self._name_at_limit(body):
+                return _error(400, f"Invalid request body at name: longer than {self.max_name - 1} characters")
         except RequestError as exc:
             if exc.location == "path":
                 if op == "resetBackupChain" and "reset_non_uuid_id_crashes" in self.defects:
                     return _error(500, "unhandled error: invalid UUID in path")
+                if op == "getBackup" and "non_ascii_backup_id_crashes" in self.defects and not path_values[0].isascii():
+                    return _error(500, "unhandled error: cannot encode backup id")
                 return self._error_for(op, PATH_ERROR_STATUS.get(op, 404), exc.message)
             return _error(400, exc.message)  # a missing header reads "X-Project-ID required", as the docs word it
         return await self._handlers[op](account, values, body)  # type: ignore[arg-type]
 
+    def _name_at_limit(self, body: Any) -> bool:
+        return isinstance(body, dict) and isinstance(body.get("name"), str) and len(body["name"]) == self.max_name
+
     def _skipped_checks(self, op: str, request: Request) -> frozenset[tuple[str, str]]:
-        """Header checks that a planted reset defect switches off."""
+        """Parameter checks that a planted defect switches off."""
+        if op == "listBackups" and "malformed_vm_filter_ignored" in self.defects:
+            vm_filter = request.query_params.get("vm_id")
+            if vm_filter is not None and not FORMAT_CHECKER.conforms(vm_filter, "uuid"):
+                return frozenset({("query", "vm_id")})
         if op != "resetBackupChain":
             return frozenset()
         project = request.headers.get("x-project-id")

@@ -106,6 +106,16 @@ _ALL = (
     ),
     # RC-18: pages split the full listing.
     Defect("listing_offset_off_by_one", "RC-18", "listBackups with an offset above 0 skips one more backup"),
+    Defect(
+        "offset_past_end_crashes",
+        "RC-14",
+        "listBackups with an offset past the end of the listing answers 500 instead of an empty page",
+    ),
+    Defect(
+        "non_ascii_backup_id_crashes",
+        "RC-14",
+        "getBackup whose path id holds a character outside ASCII answers 500 instead of 404",
+    ),
     # RC-19: a project that is not the account's is refused.
     Defect(
         "reset_accepts_unknown_project",
@@ -156,6 +166,28 @@ _ALL = (
         "deleted_backup_still_readable",
         "RC-24",
         "getBackup of a deleted backup answers 200 with its old body, once, before it answers 404",
+    ),
+    Defect(
+        "restore_default_named_crashes",
+        "RC-14",
+        "restoreBackup of a backup created without a name answers 500 (the restore job is named after it)",
+    ),
+    # RC-25: a request is taken or refused by the shape its schema allows.
+    Defect(
+        "name_at_max_length_rejected",
+        "RC-25",
+        "createBackup refuses with 400 a name of exactly the schema's maxLength (an off-by-one)",
+    ),
+    Defect(
+        "malformed_vm_filter_ignored",
+        "RC-25",
+        "listBackups with a vm_id that is not a UUID answers 200 and lists every backup of the project, instead of 400",
+    ),
+    Defect(
+        "default_named_backup_not_found",
+        "RC-24",
+        "a backup created without a name (so with the default timestamped one) is accepted and listed, "
+        "but getBackup, restoreBackup and both deletes answer 404 for it",
     ),
 )
 

@@ -170,6 +170,7 @@ class Backup:
     ready_mono: float
     fixed_status: str | None = None
     restoring_until: float = float("-inf")
+    default_name: bool = False  # created without a name (planted defects single these out)
 
     def status(self, now: float) -> str:
         if self.fixed_status is not None:
@@ -346,6 +347,8 @@ class World:
                 matching = [b for b in matching if not self._is_closed(b)]
             total = len(owned) if "list_total_ignores_filter" in self.defects else len(matching)
             offset, limit = max(offset, 0), max(limit, 0)  # the spec sets no minimum: clamp, don't reject
+            if "offset_past_end_crashes" in self.defects and offset > len(matching):
+                raise ApiError(500, "internal error: slice bounds out of range")
             if offset and "listing_offset_off_by_one" in self.defects:
                 offset += 1
             now = self._clock()
@@ -380,6 +383,7 @@ class World:
                 increment_id=increment,
                 created_mono=now_mono,
                 ready_mono=now_mono + self.backup_delay,
+                default_name=name is None,
             )
             self._add_backup(backup)
             body = self._backup_body(backup, now_mono)
@@ -427,6 +431,8 @@ class World:
     def restore_backup(self, account: Account, project_id: str, backup_id: str) -> dict[str, Any]:
         with self._lock:
             backup = self._scoped_backup(account, project_id, backup_id)
+            if backup.default_name and "restore_default_named_crashes" in self.defects:
+                raise ApiError(500, "internal error: restore job name is empty")
             now = self._clock()
             status = backup.status(now)
             if status != "ready":
@@ -548,6 +554,8 @@ class World:
         backup = self.backups.get(backup_id)
         if backup is None or backup.account_id != account.id or backup.project_id != project_id:
             raise not_found("Backup")
+        if backup.default_name and "default_named_backup_not_found" in self.defects:
+            raise not_found("Backup")  # the by-id index missed it
         return backup
 
     def _backup_body(self, backup: Backup, now: float) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def lifecycle_backups(
         yield book
 
 
-@pytest.mark.req("RC-14", "RC-24")
+@pytest.mark.req("RC-14", "RC-24", "RC-25")
 def test_backups_lifecycle__linked_sequences(
     request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,

@@ -114,14 +114,14 @@ def pinned_schema(pinned_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> sc
     return pinned_fuzz[0]
 
 
-@pytest.mark.req("RC-14", "RC-23")
+@pytest.mark.req("RC-14", "RC-23", "RC-25")
 @free.exclude(operation_id=RESET).parametrize()
 def test_fuzz_backups__free(case: Case, free_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Arbitrary requests to every operation but reset-chain: answers match the contract."""
     free_fuzz[1].run(case)
 
 
-@pytest.mark.req("RC-14", "RC-23")
+@pytest.mark.req("RC-14", "RC-23", "RC-25")
 @pinned.exclude(operation_id=RESET).parametrize()
 def test_fuzz_backups__pinned(case: Case, pinned_fuzz: tuple[schemathesis.BaseSchema, FuzzRunner]) -> None:
     """Valid requests on real resources: accepted, authenticated, 2xx bodies match the contract."""

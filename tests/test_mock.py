@@ -820,6 +820,12 @@ PROBES: dict[str, Probe] = {
     "deleted_backup_still_readable": _scenario(_read_after_delete),
     "default_named_backup_not_found": _scenario(_default_named_reads),
     "restore_default_named_crashes": _scenario(_restore_default_named),
+    "non_ascii_backup_id_crashes": _scenario(
+        lambda api, creds: api.http.get("/api/v1/backups/r\u00e9sum\u00e9").status_code
+    ),
+    "offset_past_end_crashes": _scenario(
+        lambda api, creds: api.http.get("/api/v1/backups", params={"offset": 1000}).status_code
+    ),
     "name_at_max_length_rejected": _scenario(_name_lengths),
     "malformed_vm_filter_ignored": _scenario(
         lambda api, creds: api.http.get("/api/v1/backups", params={"vm_id": "not-a-uuid"}).status_code

@@ -37,8 +37,14 @@ GENERATED_ONLY = {
 GENERATED_DEFECTS = {
     "restore_default_named_crashes": "conformance/tests/test_backups_lifecycle.py",  # a generated create, then restore
     "offset_past_end_crashes": "conformance/tests/test_fuzz_backups.py",
-    "non_ascii_backup_id_crashes": "conformance/tests/test_fuzz_backups.py",
+    "unissued_backup_id_crashes": "conformance/tests/test_fuzz_backups.py",
 }
+
+
+# Generated traffic is random; a row that runs it uses this seed so that CI is never red by luck.
+# How often the default run's random seeds catch these defects is measured, not assumed:
+# `python benchmarks/run.py --catch-rate N --defects ...`.
+GENERATED_SEED = "20260514"
 
 
 def run_suite(tmp_path: Path, *args: str, extra: tuple[str, ...] = ()) -> tuple[int, dict, str]:
@@ -68,7 +74,7 @@ def test_suite_passes_on_clean_mock(tmp_path: Path) -> None:
 def test_suite_catches_planted_defect(tmp_path: Path, defect: str) -> None:
     requirement = DEFECTS[defect].requirement
     module = GENERATED_DEFECTS.get(defect) or GENERATED_ONLY.get(requirement)
-    extra = (module,) if module else ()
+    extra = (module, f"--hypothesis-seed={GENERATED_SEED}") if module else ()
     code, results, output = run_suite(tmp_path, "--mock-defect", defect, extra=extra)
     assert code == 1, f"{defect}: the suite passed\n{output[-3000:]}"
     assert verdicts(results).get(requirement) == "violation", (

@@ -127,7 +127,7 @@ def test_fuzzing__planted_defect_fails_and_names_requirement(
 
 
 def test_lifecycle__planted_defect_fails(tmp_path: Path) -> None:
-    # The smoke profile's two short scenarios need not reach a reset; the default profile's ten do.
+    # The smoke profile's three short scenarios need not reach a reset; the default profile's forty do.
     code, results, output = run_modules(
         tmp_path, LIFECYCLE_MODULE, args=("--mock-defect", "reset_returns_200"), profile="thorough"
     )

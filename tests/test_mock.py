@@ -820,8 +820,11 @@ PROBES: dict[str, Probe] = {
     "deleted_backup_still_readable": _scenario(_read_after_delete),
     "default_named_backup_not_found": _scenario(_default_named_reads),
     "restore_default_named_crashes": _scenario(_restore_default_named),
-    "non_ascii_backup_id_crashes": _scenario(
-        lambda api, creds: api.http.get("/api/v1/backups/r\u00e9sum\u00e9").status_code
+    "unissued_backup_id_crashes": _scenario(
+        lambda api, creds: [
+            api.http.get(f"/api/v1/backups/{never_issued}").status_code
+            for never_issued in ("f0000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000000")
+        ]
     ),
     "offset_past_end_crashes": _scenario(
         lambda api, creds: api.http.get("/api/v1/backups", params={"offset": 1000}).status_code

@@ -172,8 +172,6 @@ class MockApp(Starlette):
             if exc.location == "path":
                 if op == "resetBackupChain" and "reset_non_uuid_id_crashes" in self.defects:
                     return _error(500, "unhandled error: invalid UUID in path")
-                if op == "getBackup" and "non_ascii_backup_id_crashes" in self.defects and not path_values[0].isascii():
-                    return _error(500, "unhandled error: cannot encode backup id")
                 return self._error_for(op, PATH_ERROR_STATUS.get(op, 404), exc.message)
             return _error(400, exc.message)  # a missing header reads "X-Project-ID required", as the docs word it
         return await self._handlers[op](account, values, body)  # type: ignore[arg-type]

@@ -111,11 +111,6 @@ _ALL = (
         "RC-14",
         "listBackups with an offset past the end of the listing answers 500 instead of an empty page",
     ),
-    Defect(
-        "non_ascii_backup_id_crashes",
-        "RC-14",
-        "getBackup whose path id holds a character outside ASCII answers 500 instead of 404",
-    ),
     # RC-19: a project that is not the account's is refused.
     Defect(
         "reset_accepts_unknown_project",
@@ -171,6 +166,12 @@ _ALL = (
         "restore_default_named_crashes",
         "RC-14",
         "restoreBackup of a backup created without a name answers 500 (the restore job is named after it)",
+    ),
+    Defect(
+        "unissued_backup_id_crashes",
+        "RC-14",
+        "getBackup of a well-formed id that this server never issued answers 500 instead of 404 when the id "
+        "starts with 8-f (the lookup of that half of the id space fails); ids it issued, deleted ones too, 404",
     ),
     # RC-25: a request is taken or refused by the shape its schema allows.
     Defect(

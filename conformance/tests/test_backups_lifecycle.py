@@ -65,7 +65,7 @@ def test_backups_lifecycle__linked_sequences(
         pytest.skip(f"RAFF_MAX_BACKUPS={settings.max_backups} is spent; the scenarios need to create backups")
     # Given
     seed = run_seed(pytestconfig)
-    scenarios, steps = lifecycle_budget(hypothesis.settings.default)
+    scenarios, steps = lifecycle_budget(hypothesis.settings.default, is_mock=settings.is_mock)
     schema, runner = prepare(
         "lifecycle",
         request=request,

@@ -56,6 +56,7 @@ import schemathesis
 from schemathesis.checks import CheckFunction
 from schemathesis.core import NotSet
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case
 from schemathesis.generation.stateful.state_machine import APIStateMachine
@@ -614,8 +615,12 @@ class LifecycleMachine(APIStateMachine):
         super().before_call(case)
         targets = self.runner.targets
         # Root calls get a generated project header (config pins do not reach the stateful phase);
-        # linked calls copy the creating request's header, which this made the real one.
-        if targets is not None and "X-Project-ID" in case.operation.headers:
+        # linked calls copy the creating request's header, which this made the real one. A step
+        # whose header is the malformed part keeps it: made valid, it would be an unjudged valid
+        # request (negative_data_rejection skips it) that still acts, e.g. reads a deleted backup
+        # once before the step that use_after_free judges.
+        header_is_negative = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
+        if targets is not None and "X-Project-ID" in case.operation.headers and not header_is_negative:
             case.headers["X-Project-ID"] = targets.project_id
         if operation_id_of(case) == CREATE:
             remaining = self.created.remaining()

@@ -43,6 +43,13 @@ hypothesis_settings.register_profile(
 hypothesis_settings.register_profile("smoke", max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+def _only_self_tests(config: pytest.Config) -> bool:
+    """Whether every path this run was given lies in the checkout's self-tests (``tests/``)."""
+    self_tests = CONFORMANCE_TESTS.parents[1] / "tests"
+    paths = [Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args]
+    return bool(paths) and all(path == self_tests or self_tests in path.parents for path in paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     options = {name: config.getoption(f"raff_{name}") for name in OPTIONS}
     try:
@@ -57,9 +64,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"raff-conformance: {error}") from None
     config.stash[STATE_KEY] = RaffState(config=config, settings=settings, contract=load_contract())
     hypothesis_settings.load_profile(settings.effective_profile)
-    # Tests that share the VM's backup series must never interleave under pytest-xdist.
+    # Tests that share the VM's backup series must never interleave under pytest-xdist. A run of
+    # only the self-tests (no shared series: each starts its own mock) lets idle workers steal
+    # queued tests instead, which keeps a few long subprocess runs from trailing at the end.
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
-        config.option.dist = "loadgroup"
+        config.option.dist = "worksteal" if _only_self_tests(config) else "loadgroup"
     # SIGTERM (CI cancelling a job) takes the same path as Ctrl-C, so fixtures clean up.
     if not hasattr(config, "workerinput"):
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance.mock import DEFECTS
+from conformance.report.model import validate_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SEMANTIC_TESTS = [
@@ -68,6 +69,9 @@ def test_suite_passes_on_clean_mock(tmp_path: Path) -> None:
     code, results, output = run_suite(tmp_path)
     assert code == 0, output[-3000:]
     assert "violation" not in verdicts(results).values()
+    # What the plugin writes is what the report reads: a field one adds and the other does not
+    # know puts a "does not match the data model" banner at the top of the report.
+    assert validate_results(results) == []
 
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))

@@ -25,6 +25,7 @@ from conformance.checks import exchange_from_schemathesis
 from conformance.contract import load_contract
 from conformance.fuzz_checks import CHECK_NAMES, findings_from_failures
 from conformance.fuzzing import Targets, excluded_operations, schemathesis_config
+from conformance.report.model import validate_results
 from conformance.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,7 @@ def test_fuzzing__clean_mock_passes(tmp_path: Path) -> None:
     assert {"examples", "coverage", "fuzzing", "stateful"} <= {p for s in stats.values() for p in s["phases"]}
     assert results["property_based"]["checks"] == list(CHECK_NAMES)
     assert results["live"]["leftovers"] == []
+    assert validate_results(results) == []  # generated traffic's fields are in the report's data model
 
 
 @pytest.mark.parametrize(

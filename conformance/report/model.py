@@ -101,6 +101,8 @@ class RequirementResult(TypedDict):
     reason: str | None  # why it was skipped
     tests: list[str]  # nodeids
     sample: Exchange | None  # one exchange behind a pass, as evidence
+    # What a passing test of this requirement alone judged, in order (conformance.results._trail).
+    evidence_trail: NotRequired[list[Exchange]]
 
 
 class TestRecord(TypedDict):
@@ -113,6 +115,8 @@ class TestRecord(TypedDict):
     # conformance.results keeps every exchange of the test here (samples are drawn from it);
     # the report does not show them beyond the samples.
     exchanges: NotRequired[list[Exchange]]
+    # The exchanges the test attached as the evidence of its verdict (a prefix of each record's).
+    evidence: NotRequired[list[Exchange]]
 
 
 class Expected(TypedDict):

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from conformance.exchange import Exchange
+from conformance.contract import load_contract
+from conformance.exchange import STOP, WRITES, Exchange
 
 DEFAULT = object()  # "use the client's own value"; None means "send no such header"
 MAX_RETRY_AFTER_S = 60.0
@@ -126,6 +127,8 @@ class RaffClient:
         while True:
             if self.limiter is not None:
                 self.throttled_s += self.limiter.acquire()
+            STOP.check()
+            WRITES.sent(method)
             try:
                 response = self._http.send(request)
             except httpx.TransportError as error:
@@ -205,14 +208,25 @@ class RaffClient:
     # -- waiting ------------------------------------------------------------------------------
 
     def wait_for_backup(
-        self, backup_id: str, *, until: tuple[str, ...] = ("ready",), timeout: float, interval: float | None = None
+        self,
+        backup_id: str,
+        *,
+        until: tuple[str, ...] = ("ready",),
+        timeout: float,
+        interval: float | None = None,
+        progress: tuple[str, ...] | None = None,
     ) -> tuple[httpx.Response, float]:
-        """Poll getBackup until the status is one of ``until``, 'failed' or a non-200 answer.
+        """Poll getBackup while the backup is in progress; return the first answer that is not.
 
-        Returns the last response and the seconds waited; raises WaitTimeout past ``timeout``.
+        It waits only for progress: while the status is a documented in-progress value
+        (``progress``, from the contract: pending, creating, restoring). Any other answer ends the
+        wait at once and is returned: one of ``until``, 'failed', a non-200, and a status no
+        documentation names (nothing says it will ever move). Raises WaitTimeout past ``timeout``.
         The interval grows to a tenth of the timeout so that a live run polls gently. A wait that
         lasts past NOTICE_AFTER_S says once (``notify``) what it waits for and until when.
         """
+        if progress is None:
+            progress = load_contract().backup_statuses("in_progress")
         started = time.monotonic()
         deadline = started + timeout
         noticed = False
@@ -220,7 +234,7 @@ class RaffClient:
         while True:
             response = self.show_backup(backup_id)
             status = _backup_status(response)
-            if response.status_code != 200 or status in until or status == "failed":
+            if response.status_code != 200 or status in until or status not in progress:
                 return response, time.monotonic() - started
             if time.monotonic() >= deadline:
                 raise WaitTimeout(

@@ -101,6 +101,11 @@ class Contract:
                 return codes[candidate]
         return "undocumented"
 
+    def backup_statuses(self, kind: Literal["in_progress", "settled"]) -> tuple[str, ...]:
+        """The documented Backup status values of one kind (the overlay's ``x-raff-status-values``)."""
+        status = self.merged["components"]["schemas"]["Backup"]["properties"]["status"]
+        return tuple(status.get("x-raff-status-values", {}).get(kind, ()))
+
     def overlay_entry(self, operation_id: str, status: int | str) -> OverlayEntry | None:
         for entry in self.overlay_entries:
             if entry.operation_id == operation_id and entry.status == str(status):

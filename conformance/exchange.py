@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,46 @@ from conformance.settings import FAKE_KEY_PREFIX, REDACTED
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
 # Headers that carry no evidence and only make the report noisy.
 NOISE_HEADERS = frozenset({"accept-encoding", "connection", "user-agent", "content-length", "accept", "date", "server"})
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+class WriteClock:
+    """How many requests that may change state (any method but the safe ones, RFC 9110 §9.2.1)
+    this process has sent. An exchange remembers the count just after it was sent: while the count
+    has not moved, the server's state is as the suite last left it, and a replay of the exchange is
+    the same experiment (``Exchange.in_place``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def sent(self, method: str) -> None:
+        if method.upper() not in SAFE_METHODS:
+            with self._lock:
+                self.count += 1
+
+
+WRITES = WriteClock()
+
+
+class RunStop:
+    """Ctrl-C or SIGTERM stopped the run: no test may send another request (each would raise
+    KeyboardInterrupt again, so a library that swallowed the first one cannot go on), while the
+    cleanup (``cleaning``) still deletes what the run created."""
+
+    def __init__(self) -> None:
+        self.interrupted = threading.Event()
+        self.cleaning = threading.Event()
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if the run was interrupted and this is not the cleanup."""
+        if self.interrupted.is_set() and not self.cleaning.is_set():
+            raise KeyboardInterrupt("the run was interrupted")
+
+
+STOP = RunStop()
 
 
 def media_type(content_type: str | None) -> str:
@@ -85,6 +126,13 @@ class Exchange:
     error: str | None = None  # a transport error instead of a response
     # The request as sent (real key included) for a one-off replay; never serialized.
     raw_request: httpx.Request | None = field(default=None, repr=False, compare=False)
+    # WRITES.count just after this request was sent (see WriteClock); never serialized.
+    writes_seen: int = field(default_factory=lambda: WRITES.count, repr=False, compare=False)
+
+    @property
+    def in_place(self) -> bool:
+        """Nothing that may change state was sent since this exchange: a replay meets the same state."""
+        return WRITES.count == self.writes_seen
 
     @classmethod
     def from_httpx(cls, response: httpx.Response, operation_id: str | None) -> Exchange:

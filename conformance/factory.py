@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from conformance.client import RaffClient, WaitTimeout
+from conformance.contract import load_contract
 from conformance.exchange import Exchange
 from conformance.ledger import Ledger
 from conformance.settings import Settings
@@ -29,6 +30,7 @@ class Ready:
     problem: str | None = None  # what actually happened, in plain words
     last: Exchange | None = None  # the last answer seen while waiting (evidence)
     timed_out: bool = False  # still not ready at RAFF_READY_TIMEOUT
+    undocumented: bool = False  # a status no documentation names: nothing says it would ever move
 
 
 class BackupFactory:
@@ -73,6 +75,14 @@ class BackupFactory:
         status = _status(final)
         if final.status_code != 200:
             return Ready(None, f"getBackup of backup {backup_id} answered {final.status_code} while waiting", exchange)
+        if status not in load_contract().backup_statuses("settled"):
+            return Ready(
+                None,
+                f"getBackup of {backup_id} answered status {status!r}, which the contract names neither in "
+                "progress nor settled, so there was nothing to wait for",
+                exchange,
+                undocumented=True,
+            )
         if status != "ready":
             return Ready(None, f"backup {backup_id} ended {status!r}, not 'ready'", exchange)
         return Ready(exchange)

@@ -68,7 +68,7 @@ from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTranspor
 from conformance.checks import exchange_from_schemathesis
 from conformance.client import RaffClient, RateLimiter, WaitTimeout
 from conformance.contract import Contract
-from conformance.exchange import Exchange, clean_headers
+from conformance.exchange import STOP, WRITES, Exchange, clean_headers
 from conformance.fuzz_checks import (
     check_functions,
     checks_config,
@@ -338,6 +338,8 @@ class ObservedTransport(RequestsTransport):
 
     def send(self, case: Case, *, session: Any = None, **kwargs: Any) -> Response:
         self._recorder.limiter_acquire()
+        STOP.check()
+        WRITES.sent(case.method)
         try:
             response = super().send(case, session=session, **kwargs)
         except Exception as error:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from conformance.client import NOTICE_AFTER_S, RaffClient
+from conformance.exchange import STOP
 
 
 @dataclass
@@ -41,45 +42,61 @@ class Ledger:
                 self.created.remove(backup_id)
 
     def cleanup(self, *, confirm_timeout: float = 30.0) -> list[str]:
-        """Delete every recorded backup still present, newest first; return what could not be."""
+        """Delete every recorded backup, newest first; return what could not be deleted.
+
+        No read decides what is gone: every backup gets its DELETE, and only a 404 answered to a
+        DELETE confirms it gone (a getBackup that wrongly answers 404 must not leave it behind).
+        A delete refused with 409 (a newer point still depends on it) is tried again once the rest
+        is gone. Runs also after Ctrl-C or SIGTERM (``STOP.cleaning`` lets its requests through).
+        """
         leftovers: list[str] = []
         doomed = [b for b in reversed(list(self.created)) if b not in self.preexisting]
         if doomed and self.announce:
             self.client.notify(
                 f"cleanup: deleting the {len(doomed)} backup(s) this run created, newest first, each confirmed "
-                f"by a 404 (up to {confirm_timeout:.0f}s each)"
+                f"by a 404 to its DELETE (up to {confirm_timeout:.0f}s each)"
             )
-        for backup_id in doomed:
-            try:
-                if not self._delete_confirmed(backup_id, confirm_timeout):
-                    leftovers.append(backup_id)
-                    continue
-            except Exception as error:  # a broken server must not stop the rest of the cleanup
-                leftovers.append(f"{backup_id} ({type(error).__name__})")
-                continue
-            self.forget(backup_id)
+        STOP.cleaning.set()
+        try:
+            refused: list[str] = []
+            for attempt in (doomed, refused):
+                for backup_id in list(attempt):
+                    try:
+                        outcome = self._delete_confirmed(backup_id, confirm_timeout)
+                    except Exception as error:  # a broken server must not stop the rest of the cleanup
+                        leftovers.append(f"{backup_id} ({type(error).__name__})")
+                        continue
+                    if outcome == "gone":
+                        self.forget(backup_id)
+                    elif outcome == "refused" and attempt is doomed:
+                        refused.append(backup_id)
+                    else:
+                        leftovers.append(backup_id if outcome != "refused" else f"{backup_id} (delete refused 409)")
+        finally:
+            STOP.cleaning.clear()
         self.leftovers = leftovers
         return leftovers
 
-    def _delete_confirmed(self, backup_id: str, timeout: float) -> bool:
-        shown = self.client.show_backup(backup_id)
-        if shown.status_code == 404:
-            return True
-        answer = self.client.delete_backup(backup_id)
-        if answer.status_code == 409:
-            # Something newer (not ours, or a failed earlier delete) still depends on it.
-            return False
+    def _delete_confirmed(self, backup_id: str, timeout: float) -> str:
+        """'gone' once a DELETE answers 404, 'refused' on 409, else 'stuck' at the deadline."""
         started = time.monotonic()
         deadline = started + timeout
         noticed = False
-        while time.monotonic() < deadline:
-            if self.client.show_backup(backup_id).status_code == 404:
-                return True
+        pause = 0.0  # the first resend goes at once (a synchronous delete answers it 404), then backs off
+        while True:
+            answer = self.client.delete_backup(backup_id)
+            if answer.status_code == 404:
+                return "gone"
+            if answer.status_code == 409:
+                return "refused"
+            if time.monotonic() >= deadline:
+                return "stuck"
             if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
                 noticed = True
                 self.client.notify(
-                    f"cleanup: deleteBackup of {backup_id} answered {answer.status_code}, but getBackup still "
-                    f"finds it; waiting up to {timeout:.0f}s for it to go"
+                    f"cleanup: DELETE of {backup_id} still answers {answer.status_code}, not 404; "
+                    f"trying again for up to {timeout:.0f}s"
                 )
-            time.sleep(0.2)
-        return False
+            # A DELETE is idempotent (RFC 9110 §9.2.2): sent again, a 404 says the first one took.
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(max(pause * 2, 0.2), 5.0)

@@ -23,6 +23,7 @@ from hypothesis import settings as hypothesis_settings
 
 from conformance.checks import ConformanceFailure, Finding, Inconclusive, spec_gap
 from conformance.contract import load_contract
+from conformance.exchange import STOP, WRITES
 from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
 from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, get_state
@@ -69,12 +70,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # queued tests instead, which keeps a few long subprocess runs from trailing at the end.
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
         config.option.dist = "worksteal" if _only_self_tests(config) else "loadgroup"
-    # SIGTERM (CI cancelling a job) takes the same path as Ctrl-C, so fixtures clean up.
+    # Ctrl-C and SIGTERM (CI cancelling a job) stop the run: the flag makes every later request of
+    # a test raise again (a library that swallows the first KeyboardInterrupt cannot go on) and no
+    # finding is made from what was cut short; fixtures still clean up.
+    STOP.interrupted.clear()
     if not hasattr(config, "workerinput"):
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL):
+                signal.signal(signum, _interrupt)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    STOP.interrupted.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -161,6 +168,7 @@ def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
             time_mode=config.getoption("mock_time"),
         )
         state.mock = MockServer(app).__enter__()
+        state.mock_initial = frozenset(app.state.world.backups)
         state.settings = state.settings.with_mock(state.mock.credentials())
         if config.getoption("mock_time") == "requests":
             # Mock time moves only with requests: sleeping between polls would wait for nothing.
@@ -181,6 +189,7 @@ def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
 
 def _stop_target(state: RaffState) -> None:
     if state.mock is not None:
+        state.left_in_mock = len(set(state.mock.app.state.world.backups) - state.mock_initial)
         state.mock.__exit__(None, None, None)
         state.mock = None
 
@@ -190,7 +199,10 @@ def report_dir(config: pytest.Config, settings: Settings) -> Path:
     return out_dir if out_dir.is_absolute() else Path(config.rootpath) / out_dir
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # trylast: after pytest's own session teardown, which runs the session fixtures' cleanup when
+    # the run was interrupted, so that the results count what the cleanup deleted or left.
     config = session.config
     state = config.stash.get(STATE_KEY, None)
     if state is None:
@@ -199,12 +211,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         config.workeroutput["raff"] = json.dumps(_process_output(state))
         return
-    if not state.records:
+    interrupted = STOP.interrupted.is_set() or exitstatus == pytest.ExitCode.INTERRUPTED
+    if not state.records and not (interrupted and state.target_ready):
         return
     from conformance.results import build_results
 
     outputs = [*state.worker_outputs, _process_output(state)]
-    results = build_results(state, outputs, exitstatus)
+    results = build_results(state, outputs, exitstatus, interrupted=interrupted)
     from conformance.report import write_reports
 
     out_dir = report_dir(config, state.settings)
@@ -221,6 +234,8 @@ def _exit_status(results: dict[str, Any], exitstatus: int) -> int:
     violation but a requirement that could not be proven. Accepted (baseline) violations and ones
     a live replay did not reproduce fail nothing. Interrupted, internal and usage errors stay.
     """
+    if results["run"].get("interrupted"):
+        return pytest.ExitCode.INTERRUPTED
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return exitstatus
     verdict = results["run"]["verdict"]
@@ -247,6 +262,7 @@ VERDICT_WORDS = {
     "spec_gap": "PASS with spec gaps: the server relies on answers only the overlay documents",
     "pass": "PASS",
     "empty": "nothing ran",
+    "interrupted": "INTERRUPTED: the run was stopped before it ended and judges nothing",
 }
 
 
@@ -303,6 +319,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "backups_created": state.backups_created,
         "wait_seconds": state.wait_seconds,
         "leftovers": state.leftovers,
+        "left_in_mock": state.left_in_mock,
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
         "target": {
@@ -387,6 +404,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if record is None:
         return report
     error = call.excinfo.value if call.excinfo is not None else None
+    if STOP.interrupted.is_set() or isinstance(error, KeyboardInterrupt):
+        # Cut short by Ctrl-C or SIGTERM: nothing it saw is a finding, and the run stops here.
+        STOP.interrupted.set()
+        item.session.shouldstop = "interrupted (Ctrl-C or SIGTERM)"
+        record.findings.clear()
+        record.emitted = 0
+        record.interrupted = True
+        if report.failed or report.when == "call":
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, "interrupted: judges nothing")
+        if report.when == "call" and state.in_call:
+            return report  # a subtest's report
+        report.user_properties.append((RECORD_KEY, json.dumps(_serialize(state, record, report))))
+        return report
     if isinstance(error, ConformanceFailure):
         finding = error.finding
         if not state.settings.is_mock:
@@ -498,17 +529,21 @@ def _per_requirement(finding: Finding, requirements: list[str]) -> list[Finding]
 
 
 def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
-    """Send the finding's last request once more: does the server answer the same way?
+    """Send the finding's last request once more, in the same state: does the server answer alike?
 
-    Only requests that cannot have changed anything are replayed: a GET, or a request the
-    server refused (4xx). Anything else returns None (not replayed).
+    A replay shows flakiness only when it meets the state the original met: so only a request that
+    cannot have changed anything (a GET, or a request the server refused with a 4xx) is replayed,
+    and only while nothing that may change state was sent since it (``Exchange.in_place``): a
+    scenario step judged after later steps moved the state on is not replayed (None), never
+    "not reproduced". True: the same status again; False: another answer in the same state.
     """
     exchange = finding.exchanges[-1] if finding.exchanges else None
     request = exchange.raw_request if exchange else None
-    if exchange is None or request is None:
+    if exchange is None or request is None or not exchange.in_place:
         return None
     if request.method != "GET" and not (exchange.status and 400 <= exchange.status < 500):
         return None
+    WRITES.sent(request.method)  # a refused write sent again is still a write to the state's count
     try:
         with httpx.Client(timeout=timeout) as replayer:
             again = replayer.send(request)
@@ -527,7 +562,7 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
     # A spec gap belongs to the requirement only on the operations it is about: the 401 of a listing
     # that an authentication test made along the way is no finding of that test's requirement.
     operations = {op for req in record.requirements for op in state.contract.requirements[req].operations}
-    for exchange in [] if record.gaps_emitted else record.attached + record.exchanges:
+    for exchange in [] if record.gaps_emitted or record.interrupted else record.attached + record.exchanges:
         if exchange.operation_id not in operations:
             continue
         owner = next(
@@ -543,8 +578,12 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
     outcome = "error" if report.failed and report.when != "call" else ("failed" if failed else report.outcome)
     if record.inconclusive and not failed:
         outcome = "inconclusive"
+    if record.interrupted:
+        outcome, failed = "skipped", False
     message = None
-    if record.failed_subtests and not report.failed:
+    if record.interrupted:
+        message = "interrupted (Ctrl-C or SIGTERM): judges nothing"
+    elif record.failed_subtests and not report.failed:
         message = "; ".join(f.message for f in findings if f.classification == "violation") or "; ".join(
             record.subtest_messages
         )

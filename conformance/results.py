@@ -18,7 +18,9 @@ from conformance.state import RaffState, run_command, utc_iso
 OUTCOME_ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "passed": 3, "skipped": 4}
 
 
-def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: int) -> dict[str, Any]:
+def build_results(
+    state: RaffState, outputs: list[dict[str, Any]], exitstatus: int, *, interrupted: bool = False
+) -> dict[str, Any]:
     contract = state.contract
     config = state.config
     tests, findings = _tests_and_findings(state.records)
@@ -47,6 +49,7 @@ def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: i
             "strict_spec": state.settings.strict_spec,
             "command": run_command(config),
             "exit_status": int(exitstatus),
+            "interrupted": interrupted,
         },
         "requirements": _requirements(state, tests, findings),
         "tests": tests,
@@ -65,18 +68,22 @@ def build_results(state: RaffState, outputs: list[dict[str, Any]], exitstatus: i
 def run_verdict(results: dict[str, Any]) -> str:
     """The run's verdict, which decides its exit code (see conformance.plugin.exit_status).
 
-    violation: an open (not accepted, not unreproduced) violation; inconclusive: none, but some
-    requirement could not be proven; spec_gap: only answers the overlay allows; empty: nothing ran.
+    violation: an open violation (not accepted in a baseline, not unreproduced on replay);
+    inconclusive: none, but some requirement could not be proven, a violation was not reproduced
+    by a replay in the same state (shown, never excused into a pass), or a requirement test failed
+    without a violation the run could count; interrupted: the run was stopped (Ctrl-C, SIGTERM)
+    and proves nothing; spec_gap: only answers the overlay allows; empty: nothing ran.
     """
-
-    def counts(finding: dict[str, Any]) -> bool:
-        excused = finding.get("known") or finding.get("confirmed") is False
-        return finding["classification"] == "violation" and not excused
-
-    if any(counts(f) for f in results["findings"]):
+    if results["run"].get("interrupted"):
+        return "interrupted"
+    violations = [f for f in results["findings"] if f["classification"] == "violation"]
+    if any(not f.get("known") and f.get("confirmed") is not False for f in violations):
         return "violation"
     verdicts = {r["verdict"] for r in results["requirements"]}
-    if "inconclusive" in verdicts:
+    unreproduced = any(not f.get("known") and f.get("confirmed") is False for f in violations)
+    known = {f["test"] for f in violations if f.get("known")}
+    failed = any(t["outcome"] in ("failed", "error") and t["nodeid"] not in known for t in results["tests"])
+    if "inconclusive" in verdicts or unreproduced or failed:
         return "inconclusive"
     if not results["tests"]:
         return "empty"
@@ -95,7 +102,13 @@ def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
         "leftovers": leftovers,
         "requests_sent": sum(o.get("requests_sent", 0) for o in outputs),
         "sweep_command": sweep,
+        "left_in_mock": _sum_known(o.get("left_in_mock") for o in outputs),
     }
+
+
+def _sum_known(values: Any) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -175,7 +175,7 @@ class ScenarioRunner:
             self.record.missing[ready] = f"{create} answered {self.record.steps[create].status}, then {outcome.problem}"
             if outcome.last is not None:
                 self.record.blocking[ready] = outcome.last
-            if outcome.timed_out:
+            if outcome.timed_out or outcome.undocumented:
                 self.stalled = f"the scenario stopped creating after {label} never became ready ({outcome.problem})"
             return
         self.record.steps[ready] = outcome.final

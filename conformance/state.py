@@ -37,6 +37,7 @@ class TestRecord:
     emitted: int = 0  # findings already sent in an earlier record of this test (setup/call/teardown)
     gaps_emitted: bool = False
     inconclusive: bool = False
+    interrupted: bool = False  # cut short by Ctrl-C or SIGTERM: judges nothing
     shown: int = 0  # violations already printed in a failure block (a subtest's, or the test's)
 
 
@@ -71,6 +72,8 @@ class RaffState:
     records: list[dict[str, Any]] = field(default_factory=list)
     worker_outputs: list[dict[str, Any]] = field(default_factory=list)
     mock: Any = None
+    mock_initial: frozenset[str] = frozenset()  # the bundled mock's backups before any test
+    left_in_mock: int | None = None  # the bundled mock's backups the run created and left behind
     target_ready: bool = False
     backups_created: int = 0
     wait_seconds: float = 0.0

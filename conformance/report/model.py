@@ -28,7 +28,7 @@ Outcome = Literal["passed", "failed", "inconclusive", "skipped", "error"]
 Classification = Literal["violation", "spec_gap", "inconclusive", "note"]
 # The run's overall verdict; it decides the exit code: 0 pass / spec_gap (1 with --strict-spec),
 # 1 violation, 6 inconclusive (no violation, but a requirement could not be proven).
-RunVerdict = Literal["pass", "violation", "inconclusive", "spec_gap", "empty"]
+RunVerdict = Literal["pass", "violation", "inconclusive", "spec_gap", "empty", "interrupted"]
 Severity = Literal["critical", "high", "medium", "low"]
 Origin = Literal["published", "overlay"]  # where a documented status code comes from
 RequirementKind = Literal["contract", "documented", "inferred"]
@@ -65,6 +65,7 @@ class Run(TypedDict):
     command: str  # reproduces the whole run
     exit_status: int | None
     verdict: NotRequired[RunVerdict]  # absent in files written before it existed: derived then
+    interrupted: NotRequired[bool]  # stopped by Ctrl-C or SIGTERM: the run proves nothing
 
 
 class Request(TypedDict):
@@ -149,7 +150,7 @@ class Finding(TypedDict):
     exchanges: list[Exchange]  # usually one; stateful findings carry the whole sequence
     expected: Expected | None  # None when the finding names no operation of the contract
     replay: Replay | None  # property-based findings only
-    confirmed: bool | None  # live re-check: True reproduced, False flaky, None not re-checked
+    confirmed: bool | None  # replay in the same state: True reproduced, False not reproduced, None not replayed
     known: Known | None  # set by compare.apply_baseline (violations only)
     # inconclusive only: the step or precondition that blocked, e.g. "ready_A3: backup 1234 still
     # 'pending' after 30s"; ``exchanges`` then hold that step's exchange. None or absent otherwise.
@@ -196,6 +197,9 @@ class Live(TypedDict):
     leftovers: list[str]
     requests_sent: NotRequired[int]
     sweep_command: NotRequired[str | None]  # deletes the leftovers; set when there are any
+    # The bundled mock only: backups still in its world at the end that the run created (read from
+    # the mock's state itself, not through the API, so a server whose reads lie cannot hide one).
+    left_in_mock: NotRequired[int | None]
 
 
 class PreviousRun(TypedDict):

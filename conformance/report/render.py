@@ -423,6 +423,15 @@ def _banner(
             "label": "NO TESTS RAN",
             "detail": "Nothing was tested, so no requirement was checked.",
         }
+    if verdict == "interrupted":
+        # Ctrl-C or SIGTERM: whatever ran was cut short, so nothing here is a verdict on the server.
+        return {
+            **banner,
+            "status": "inconclusive",
+            "label": "INTERRUPTED",
+            "detail": "The run was stopped (Ctrl-C or SIGTERM) before it ended; it judges nothing. "
+            "What it created was cleaned up (see Live run).",
+        }
     has_gaps = bool(gaps) or verdicts.get("spec_gap", 0) > 0
     if verdict == "violation" or (verdict == "spec_gap" and strict):
         detail = "The API does not meet at least one requirement."
@@ -435,7 +444,8 @@ def _banner(
         # Only violations a live re-check did not reproduce can be open without failing the run.
         n = len(open_violations)
         banner["extra"].append(
-            f"{n} violation{'' if n == 1 else 's'} not reproduced on re-check: shown below, not failing the run."
+            f"{n} violation{'' if n == 1 else 's'} not reproduced by a replay in the same state: shown below; "
+            "the run is inconclusive, not green."
         )
     if verdict == "inconclusive":
         return {

@@ -19,7 +19,8 @@ from conformance.settings import FAKE_KEY_PREFIX, REDACTED
 
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
 # Headers that carry no evidence and only make the report noisy.
-NOISE_HEADERS = frozenset({"accept-encoding", "connection", "user-agent", "content-length", "accept", "date", "server"})
+# (Date stays: it is the server's clock, the evidence of conformance.judge's timestamp property.)
+NOISE_HEADERS = frozenset({"accept-encoding", "connection", "user-agent", "content-length", "accept", "server"})
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

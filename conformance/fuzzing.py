@@ -367,7 +367,7 @@ class TrafficRecorder:
     check_names: dict[int, str] = field(default_factory=dict)
 
     def on_exchange(self, exchange: Exchange) -> None:
-        self.raff_state.observe(exchange)
+        self.raff_state.observe(exchange, generated=True)
         self._case_exchanges.append(exchange)
         # The plugin keeps only a test's first exchanges as evidence and derives spec gaps from
         # them; attaching the first exchange of every distinct (operation, status) answer keeps

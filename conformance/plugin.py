@@ -322,6 +322,10 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "left_in_mock": state.left_in_mock,
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
+        "judge": {
+            "stats": state.judge.stats(),
+            "findings": [_finding_dict(f) for f in state.judge.findings],
+        },
         "target": {
             "base_url": settings.base_url,
             "kind": "mock" if settings.is_mock else "live",

@@ -23,7 +23,7 @@ def build_results(
 ) -> dict[str, Any]:
     contract = state.contract
     config = state.config
-    tests, findings = _tests_and_findings(state.records)
+    tests, findings = _tests_and_findings([*state.records, *_judge_records(state, outputs)])
     target = next((o["target"] for o in outputs if o["target"].get("base_url")), outputs[-1]["target"])
     observed: Counter[tuple[str, int]] = Counter()
     for output in outputs:
@@ -56,6 +56,7 @@ def build_results(
         "findings": findings,
         "coverage": _coverage(state, observed),
         "property_based": _property_based(outputs, state.settings),
+        "properties": _properties(state, outputs),
         "live": _live(state, outputs),
         "comparison": None,
         "baseline": None,
@@ -104,6 +105,66 @@ def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
         "sweep_command": sweep,
         "left_in_mock": _sum_known(o.get("left_in_mock") for o in outputs),
     }
+
+
+JUDGE_NODEID = "raff-conformance::every-exchange"
+
+
+def _judge_counts(outputs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for output in outputs:
+        for pid, stats in (output.get("judge") or {}).get("stats", {}).items():
+            merged = counts.setdefault(pid, {"judged": 0, "violations": 0})
+            merged["judged"] += stats["judged"]
+            merged["violations"] += stats["violations"]
+    return counts
+
+
+def _judge_records(state: RaffState, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The judge as one test of the requirements its properties judged (conformance/judge.py).
+
+    Its findings came from every exchange of the run, whichever test sent it; it counts for a
+    requirement only where a property of it judged at least one exchange.
+    """
+    counts = _judge_counts(outputs)
+    judged = {pid for pid, stats in counts.items() if stats["judged"]}
+    properties = state.judge.properties
+    requirements = sorted({properties[pid].requirement for pid in judged if pid in properties})
+    findings = [f for output in outputs for f in (output.get("judge") or {}).get("findings", [])]
+    if not requirements and not findings:
+        return []
+    failed = any(f["classification"] == "violation" for f in findings)
+    exchanges = [e for f in findings for e in f["exchanges"]][:25]
+    return [
+        {
+            "nodeid": JUDGE_NODEID,
+            "requirements": sorted({*requirements, *(f["requirement"] for f in findings if f["requirement"])}),
+            "when": "call",
+            "outcome": "failed" if failed else "passed",
+            "duration_s": 0.0,
+            "message": "; ".join(f["title"] for f in findings) or None,
+            "findings": findings,
+            "exchanges": exchanges,
+            "attached": len(exchanges),
+            "hypothesis_seed": None,
+        }
+    ]
+
+
+def _properties(state: RaffState, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The property catalogue (specs/properties.yaml) with what each judged in this run."""
+    counts = _judge_counts(outputs)
+    return [
+        {
+            "id": prop.id,
+            "statement": prop.statement,
+            "source": prop.source,
+            "requirement": prop.requirement,
+            "judged": counts.get(prop.id, {}).get("judged", 0),
+            "violations": counts.get(prop.id, {}).get("violations", 0),
+        }
+        for prop in state.judge.properties.values()
+    ]
 
 
 def _sum_known(values: Any) -> int | None:

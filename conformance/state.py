@@ -20,6 +20,7 @@ import pytest
 from conformance.checks import Finding
 from conformance.contract import Contract
 from conformance.exchange import Exchange
+from conformance.judge import Judge
 from conformance.settings import OPTIONS, Settings
 
 MAX_EXCHANGES_PER_TEST = 25
@@ -81,10 +82,16 @@ class RaffState:
     property_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests_sent: int = 0
     preflight_notes: list[str] = field(default_factory=list)
+    judge: Judge = field(init=False)
 
-    def observe(self, exchange: Exchange) -> None:
-        """Every exchange of this process: coverage counts, and evidence of the running test."""
+    def __post_init__(self) -> None:
+        self.judge = Judge(self.contract)
+
+    def observe(self, exchange: Exchange, *, generated: bool = False) -> None:
+        """Every exchange of this process: the judge's properties, coverage counts, and evidence of
+        the running test. ``generated``: Schemathesis sent it (its checks judge the contract)."""
         self.requests_sent += 1
+        self.judge.see(exchange, generated=generated)
         if exchange.operation_id and exchange.status is not None:
             self.observed[(exchange.operation_id, exchange.status)] += 1
         if self.in_call and self.current is not None and len(self.current.exchanges) < MAX_EXCHANGES_PER_TEST:

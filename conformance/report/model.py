@@ -202,6 +202,17 @@ class Live(TypedDict):
     left_in_mock: NotRequired[int | None]
 
 
+class PropertyRow(TypedDict):
+    """One property of specs/properties.yaml and what conformance.judge saw of it in the run."""
+
+    id: str
+    statement: str
+    source: str
+    requirement: str
+    judged: int  # exchanges it judged
+    violations: int
+
+
 class PreviousRun(TypedDict):
     started_at: str
     path: str
@@ -247,6 +258,8 @@ class Results(TypedDict):
     findings: list[Finding]
     coverage: Coverage
     property_based: PropertyBased
+    # Properties every exchange was held to (conformance/judge.py); absent in older files.
+    properties: NotRequired[list[PropertyRow]]
     live: Live
     comparison: Comparison | None
     baseline: Baseline | None

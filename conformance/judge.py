@@ -1,0 +1,419 @@
+"""The judge: every exchange of the run held to the properties of ``specs/properties.yaml``.
+
+Tests assert on the steps they chose; the judge looks at everything else too. ``RaffState.observe``
+hands it every exchange of the process (the client's and Schemathesis'), and it keeps a small model
+of what this run did - the backups it created with what it sent, every field it has seen of them,
+which it deleted, which VM it reset last - and holds each answer to what that model says must be so.
+
+Each property compares only what the contract or the docs fix, and judges an answer only against
+what this run itself did, and only while nothing it did since could have changed that answer (a
+create can prune, a delete removes): a server we did not write that keeps the docs keeps them all.
+A breach is a violation ``Finding`` of the property's requirement, once per property, backup and
+field; evidence the judge lacks is no finding.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from conformance.checks import ConformanceFailure, Finding, conforms, json_value
+from conformance.contract import SPECS_DIR, Contract
+from conformance.exchange import Exchange, header_value
+
+PROPERTIES_PATH = SPECS_DIR / "properties.yaml"
+# Fields no operation of the contract changes once a backup exists.
+FIXED_FIELDS = ("id", "account_id", "project_id", "product_vm", "name", "region", "created_by", "created_at")
+# The order a backup's status may move in; "restoring" goes back to "ready" (and "failed" ends it).
+STATUS_RANK = {"pending": 0, "creating": 1, "ready": 2, "restoring": 2, "failed": 3}
+DATE_SLACK = timedelta(seconds=1)  # the Date header has a resolution of one second
+
+
+@dataclass(frozen=True)
+class Property:
+    id: str
+    statement: str
+    source: str
+    requirement: str
+
+
+def load_properties(path: Path = PROPERTIES_PATH) -> dict[str, Property]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["properties"]
+    return {
+        pid: Property(pid, " ".join(entry["statement"].split()), entry["source"], entry["requirement"])
+        for pid, entry in raw.items()
+    }
+
+
+@dataclass
+class Known:
+    """What the run knows of one backup it created."""
+
+    id: str
+    vm: str
+    project: str | None
+    name: str | None  # as sent; None when the create sent no name
+    created: Exchange
+    seen: dict[str, Any] = field(default_factory=dict)  # each field as first shown (fixed ones)
+    increment: Any = None  # the first non-null increment_id shown
+    rank: int = -1  # the furthest status seen
+    ready_size: Any = None  # storage_size as first seen once ready
+    baseline: bool = False  # the first create on its VM after an accepted reset
+    deleted: bool = False
+    deleted_by: Exchange | None = None
+
+
+@dataclass
+class Judge:
+    contract: Contract
+    properties: dict[str, Property] = field(default_factory=load_properties)
+    judged: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    _known: dict[str, Known] = field(default_factory=dict)
+    _reset_pending: set[str] = field(default_factory=set)  # VMs whose next create must be a baseline
+    # backup id -> (removals count when listed, the key header and project it was listed under)
+    _listed: dict[str, tuple[int, str | None, str | None]] = field(default_factory=dict)
+    _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
+    _reported: set[tuple[str, str, str]] = field(default_factory=set)
+    _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for operation in self.contract.operations():
+            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
+            self._paths.append((operation.operation_id, re.compile(f"^{pattern}$")))
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def see(self, exchange: Exchange, *, generated: bool = False) -> None:
+        """Judge one exchange and learn from it. ``generated``: Schemathesis sent it and its own
+        checks hold it to the contract already."""
+        if exchange.operation_id is None or exchange.status is None:
+            return
+        with self._lock:
+            params = self._path_params(exchange)
+            if params is None:
+                return  # a path that does not route to the operation: nothing the contract speaks about
+            if not generated:
+                self._contract(exchange)
+            body = json_value(exchange.response_body)
+            operation, status = exchange.operation_id, exchange.status
+            if operation == "createBackup" and 200 <= status < 300:
+                self._created(exchange, body)
+            if operation in ("createBackup", "deleteBackup", "deleteBackupChain"):
+                self._removals += 1
+            if operation == "resetBackupChain" and 200 <= status < 300:
+                self._reset_pending.add(params.get("id", "").lower())
+            if operation in ("getBackup", "restoreBackup") and 200 <= status < 300:
+                self._identity(exchange, body, params.get("id", ""))
+            if operation == "getBackup" and status == 404:
+                self._not_found(exchange, params.get("id", "").lower())
+            if operation == "getBackup" and status == 200:
+                self._after_delete(exchange, params.get("id", "").lower())
+            if operation == "listBackups" and status == 200 and isinstance(body, dict):
+                self._listing(exchange, body)
+            for record in _records(operation, status, body):
+                self._view(exchange, record)
+            if operation in ("deleteBackup", "deleteBackupChain") and status == 200:
+                self._deleted(operation, params.get("id", "").lower(), exchange)
+
+    # -- properties ----------------------------------------------------------------------------
+
+    def _contract(self, exchange: Exchange) -> None:
+        if exchange.status == 404 and json_value(exchange.response_body) is None:
+            return  # a router's plain 404 for a path it does not route: not the operation's answer
+        self.judged["P-CONTRACT"] += 1
+        try:
+            conforms(self.contract, exchange, self.properties["P-CONTRACT"].requirement)
+        except ConformanceFailure as failure:
+            key = f"{exchange.operation_id} {exchange.status} {failure.finding.title}"
+            self._report("P-CONTRACT", key, failure.finding.title, failure.finding.message, [exchange])
+
+    def _created(self, exchange: Exchange, body: Any) -> None:
+        data = body.get("data") if isinstance(body, dict) else None
+        sent = exchange.request_body if isinstance(exchange.request_body, dict) else {}
+        backup_id = data.get("id") if isinstance(data, dict) else None
+        vm = sent.get("vm_id")
+        if not isinstance(backup_id, str) or not isinstance(vm, str):
+            return
+        name = sent.get("name") if isinstance(sent.get("name"), str) else None
+        known = Known(backup_id.lower(), vm.lower(), _project(exchange), name, exchange)
+        if known.vm in self._reset_pending:
+            known.baseline = True
+        self._reset_pending.discard(known.vm)
+        self._known[known.id] = known
+
+    def _identity(self, exchange: Exchange, body: Any, path_id: str) -> None:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or "id" not in data:
+            return
+        self.judged["P-IDENTITY"] += 1
+        if str(data["id"]).lower() != path_id.lower():
+            self._report(
+                "P-IDENTITY",
+                f"{exchange.operation_id} {path_id}",
+                f"{exchange.operation_id} of one backup describes another",
+                f"{exchange.method} {exchange.url} answered {exchange.status} describing backup {data['id']}, "
+                f"not {path_id}, the backup its path names.",
+                [exchange],
+            )
+
+    def _view(self, exchange: Exchange, record: dict[str, Any]) -> None:
+        """One answer's view of one backup, against what the run sent and saw of it before."""
+        backup_id = record.get("id")
+        known = self._known.get(str(backup_id).lower()) if backup_id is not None else None
+        if known is None:
+            return
+        trail = [known.created, exchange] if exchange is not known.created else [exchange]
+        self.judged["P-ROUND-TRIP"] += 1
+        sent = {"name": known.name, "product_vm": known.vm, "project_id": known.project}
+        for name, value in sent.items():
+            if value is None or name not in record:
+                continue
+            shown = record[name]
+            same = shown == value if name == "name" else str(shown).lower() == value.lower()
+            if not same:
+                self._report(
+                    "P-ROUND-TRIP",
+                    f"{known.id} {name}",
+                    f"{name} does not read back as sent",
+                    f"backup {known.id} was created with {name} {value!r}; {exchange.summary()} shows {shown!r}.",
+                    trail,
+                )
+        self.judged["P-STABLE"] += 1
+        for name in FIXED_FIELDS:
+            if name not in record:
+                continue
+            if name not in known.seen:
+                known.seen[name] = (record[name], exchange)
+            elif not _same(name, record[name], known.seen[name][0]):
+                first, where = known.seen[name]
+                self._changed(known, name, first, record[name], where, exchange)
+        increment = record.get("increment_id")
+        if increment is not None:
+            if known.increment is None:
+                known.increment = (increment, exchange)
+            elif increment != known.increment[0]:
+                self._changed(known, "increment_id", known.increment[0], increment, known.increment[1], exchange)
+            if known.baseline:
+                self.judged["P-BASELINE"] += 1
+                if increment != 0:
+                    self._report(
+                        "P-BASELINE",
+                        f"{known.id} baseline",
+                        "the first backup after a reset is not a baseline",
+                        f"backup {known.id} was the first this run created on VM {known.vm} after a reset of it "
+                        f"was accepted, so it starts a new series at increment_id 0; {exchange.summary()} shows "
+                        f"increment_id {increment!r}.",
+                        trail,
+                    )
+        status = record.get("status")
+        rank = STATUS_RANK.get(status) if isinstance(status, str) else None
+        if rank is not None:
+            if rank < known.rank and not (status == "ready" and known.rank == STATUS_RANK["restoring"]):
+                self._report(
+                    "P-STABLE",
+                    f"{known.id} status",
+                    "a backup's status went back",
+                    f"backup {known.id} had been seen further on; {exchange.summary()} shows status {status!r}.",
+                    trail,
+                )
+            if status == "ready" and known.rank < STATUS_RANK["ready"]:
+                self._timestamps(known, record, exchange)
+            known.rank = max(known.rank, rank)
+        if status == "ready" and "storage_size" in record:
+            if known.ready_size is None:
+                known.ready_size = (record["storage_size"], exchange)
+            elif record["storage_size"] != known.ready_size[0]:
+                first, where = known.ready_size
+                self._changed(known, "storage_size", first, record["storage_size"], where, exchange)
+
+    def _changed(self, known: Known, name: str, before: Any, after: Any, first: Exchange, now: Exchange) -> None:
+        self._report(
+            "P-STABLE",
+            f"{known.id} {name}",
+            f"a backup's {name} changed without an operation that changes it",
+            f"backup {known.id}: {first.summary()} showed {name} {before!r}; {now.summary()} shows {after!r}.",
+            [first, now],
+        )
+
+    def _timestamps(self, known: Known, record: dict[str, Any], exchange: Exchange) -> None:
+        created_at = _instant(record.get("created_at"))
+        made = _date(known.created)
+        shown_ready = _date(exchange)
+        if created_at is None or made is None or shown_ready is None:
+            return
+        self.judged["P-TIMESTAMPS"] += 1
+        if not made - DATE_SLACK <= created_at <= shown_ready + DATE_SLACK:
+            self._report(
+                "P-TIMESTAMPS",
+                f"{known.id} created_at",
+                "created_at disagrees with the server's own clock",
+                f"backup {known.id} has created_at {record.get('created_at')}; the server's Date said "
+                f"{known.created.response_header('date')} when it accepted the create and "
+                f"{exchange.response_header('date')} when it first showed it ready.",
+                [known.created, exchange],
+            )
+
+    def _listing(self, exchange: Exchange, body: dict[str, Any]) -> None:
+        data, total = body.get("data"), body.get("total")
+        if not isinstance(data, list):
+            return
+        key = header_value(exchange.request_headers, "x-api-key")
+        for record in data:
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                project = record.get("project_id")
+                project = project.lower() if isinstance(project, str) else _project(exchange)
+                self._listed[record["id"].lower()] = (self._removals, key, project)
+        query = parse_qs(urlsplit(exchange.url).query)
+        limit, offset = _int(query.get("limit"), 50), _int(query.get("offset"), 0)
+        if not isinstance(total, int) or limit is None or offset is None or limit < 0 or offset < 0:
+            return
+        self.judged["P-TOTALS"] += 1
+        shown = len(data)
+        if shown == 0:
+            wrong, expected = total > offset, f"at most {offset} (the page is empty, so offset is at or past the end)"
+        elif shown < limit:
+            wrong, expected = total != offset + shown, f"exactly {offset + shown} (the page is not full)"
+        else:
+            wrong, expected = total < offset + shown, f"at least {offset + shown}"
+        if wrong:
+            self._report(
+                "P-TOTALS",
+                f"total {exchange.url}",
+                "a listing's total is not the number of matching backups",
+                f"{exchange.summary()} (offset {offset}, limit {limit}) lists {shown} backup(s) and total {total}; "
+                f"it should be {expected}.",
+                [exchange],
+            )
+
+    def _not_found(self, exchange: Exchange, backup_id: str) -> None:
+        listed = self._listed.get(backup_id)
+        known = self._known.get(backup_id)
+        if listed is None or (known is not None and known.deleted):
+            return
+        removals, key, project = listed
+        same_scope = key == header_value(exchange.request_headers, "x-api-key") and project == _project(exchange)
+        if removals != self._removals or not same_scope:
+            return  # it may be gone since, or this request asked in another scope (a 404 is right there)
+        self.judged["P-FOUND"] += 1
+        self._report(
+            "P-FOUND",
+            f"{backup_id} 404",
+            "a listed backup is not found by getBackup",
+            f"a listing showed backup {backup_id}, and no request that could remove a backup was sent since; "
+            f"{exchange.summary()}.",
+            [exchange],
+        )
+
+    def _after_delete(self, exchange: Exchange, backup_id: str) -> None:
+        known = self._known.get(backup_id)
+        if known is None or not known.deleted:
+            return
+        self.judged["P-FOUND"] += 1
+        self._report(
+            "P-FOUND",
+            f"{backup_id} after delete",
+            "a deleted backup is still found",
+            f"deleteBackup of {backup_id} answered 200; {exchange.summary()} still finds it.",
+            [known.deleted_by, exchange] if known.deleted_by else [exchange],
+        )
+
+    def _deleted(self, operation: str, backup_id: str, exchange: Exchange) -> None:
+        known = self._known.get(backup_id)
+        if known is not None:
+            known.deleted, known.deleted_by = True, exchange
+        self._listed.pop(backup_id, None)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _path_params(self, exchange: Exchange) -> dict[str, str] | None:
+        path = urlsplit(exchange.url).path
+        for operation_id, pattern in self._paths:
+            if operation_id == exchange.operation_id:
+                match = pattern.match(path)
+                return match.groupdict() if match else None
+        return None
+
+    def _report(self, pid: str, key: str, title: str, message: str, exchanges: list[Exchange]) -> None:
+        if (pid, key, title) in self._reported:
+            return
+        self._reported.add((pid, key, title))
+        prop = self.properties[pid]
+        self.findings.append(
+            Finding(
+                "violation",
+                prop.requirement,
+                exchanges[-1].operation_id,
+                pid,
+                f"{pid}: {title}",
+                f"{message} ({prop.statement})",
+                "high",
+                list(exchanges),
+            )
+        )
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per property: exchanges judged and violations found (for the report)."""
+        found = Counter(f.check for f in self.findings)
+        return {pid: {"judged": self.judged[pid], "violations": found[pid]} for pid in self.properties}
+
+
+def _same(name: str, a: Any, b: Any) -> bool:
+    """Equal values; two date-times are equal when they name the same instant (RFC 3339 has many spellings)."""
+    if name == "created_at" and _instant(a) is not None and _instant(b) is not None:
+        return _instant(a) == _instant(b)
+    return bool(a == b)
+
+
+def _records(operation: str, status: int, body: Any) -> list[dict[str, Any]]:
+    """The backup records an answer shows: one for create/get/restore, a page's for a listing."""
+    if not 200 <= status < 300 or not isinstance(body, dict):
+        return []
+    data = body.get("data")
+    if operation in ("createBackup", "getBackup", "restoreBackup") and isinstance(data, dict):
+        return [data]
+    if operation == "listBackups" and isinstance(data, list):
+        return [record for record in data if isinstance(record, dict)]
+    return []
+
+
+def _project(exchange: Exchange) -> str | None:
+    value = header_value(exchange.request_headers, "x-project-id")
+    return value.lower() if value else None
+
+
+def _date(exchange: Exchange) -> datetime | None:
+    value = exchange.response_header("date")
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _int(values: list[str] | None, default: int) -> int | None:
+    if not values:
+        return default
+    try:
+        return int(values[-1])
+    except ValueError:
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -46,14 +47,17 @@ class BackupFactory:
         budget = self.settings.backup_budget
         return None if budget is None else max(budget - self.ledger.backups_created, 0)
 
-    def submit(self, vm_id: str, *, name: str | None = None) -> tuple[Exchange, str | None]:
+    def submit(self, vm_id: str, *, name: str | None = None, **spelling: Any) -> tuple[Exchange, str | None]:
         """Send createBackup for ``vm_id``; return its exchange and the new backup's id (if accepted).
 
-        Raises BudgetSpent instead of sending when the run may create no more.
+        ``spelling``: how the request is written (``headers``, ``project_id``, ``api_key`` of the
+        client's request), never what it asks for. Raises BudgetSpent instead of sending when the
+        run may create no more.
         """
         if self.remaining() == 0:
             raise BudgetSpent(f"RAFF_MAX_BACKUPS={self.settings.max_backups} is spent; the create was not sent")
-        response = self.client.create_backup(vm_id, name=name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}")
+        name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
+        response = self.client.create_backup(vm_id, name=name, **spelling)
         backup_id = data_id(response)
         if backup_id:
             self.ledger.record(backup_id)  # before any wait or assert, so cleanup always knows it

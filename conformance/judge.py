@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -84,6 +84,10 @@ class Judge:
     _listed: dict[str, tuple[int, str | None, str | None]] = field(default_factory=dict)
     _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
     _reported: set[tuple[str, str, str]] = field(default_factory=set)
+    # P-EQUIVALENT: the last answer to each canonical read, with the write count it was sent at
+    _reads: dict[tuple[Any, ...], tuple[int, Exchange, Any]] = field(default_factory=dict)
+    _accepted_creates: dict[tuple[Any, ...], Exchange] = field(default_factory=dict)
+    _previous: Exchange | None = None  # the exchange seen just before the current one
     _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -115,16 +119,19 @@ class Judge:
                 self._reset_pending.add(params.get("id", "").lower())
             if operation in ("getBackup", "restoreBackup") and 200 <= status < 300:
                 self._identity(exchange, body, params.get("id", ""))
-            if operation == "getBackup" and status == 404:
-                self._not_found(exchange, params.get("id", "").lower())
-            if operation == "getBackup" and status == 200:
-                self._after_delete(exchange, params.get("id", "").lower())
+            if operation == "getBackup" and status in (200, 404):
+                self._found(exchange, params.get("id", "").lower())
             if operation == "listBackups" and status == 200 and isinstance(body, dict):
                 self._listing(exchange, body)
+            if exchange.method.upper() == "GET" and not generated:
+                self._equivalent_read(exchange, body)
+            if operation == "createBackup" and not generated:
+                self._equivalent_create(exchange)
             for record in _records(operation, status, body):
                 self._view(exchange, record)
             if operation in ("deleteBackup", "deleteBackupChain") and status == 200:
                 self._deleted(operation, params.get("id", "").lower(), exchange)
+            self._previous = exchange
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -280,6 +287,17 @@ class Judge:
             return
         self.judged["P-TOTALS"] += 1
         shown = len(data)
+        if shown > limit:
+            self._report(
+                "P-TOTALS",
+                f"page {exchange.url}",
+                "a listing page holds more than its limit",
+                f"{exchange.summary()} asked for at most {limit} backup(s) and got {shown}.",
+                [exchange],
+            )
+            return
+        if shown == 0 and limit == 0:
+            return  # an empty page by request: it says nothing of where the end is
         if shown == 0:
             wrong, expected = total > offset, f"at most {offset} (the page is empty, so offset is at or past the end)"
         elif shown < limit:
@@ -296,7 +314,58 @@ class Judge:
                 [exchange],
             )
 
-    def _not_found(self, exchange: Exchange, backup_id: str) -> None:
+    def _equivalent_read(self, exchange: Exchange, body: Any) -> None:
+        """Two reads that name the same thing, sent with nothing written between, answer alike."""
+        key = _canonical(exchange)
+        now = (exchange.writes_seen, exchange, _comparable(exchange.status, body))
+        before = self._reads.get(key)
+        self._reads[key] = now
+        # Only back-to-back reads: nothing of ours was written between them, and hardly anyone else's.
+        if before is None or before[0] != now[0] or before[1] is not self._previous:
+            return
+        self.judged["P-EQUIVALENT"] += 1
+        if before[2] != now[2] and _spelled(before[1]) != _spelled(exchange):
+            self._report(
+                "P-EQUIVALENT",
+                f"read {exchange.operation_id} {_spelled(before[1])} {_spelled(exchange)}",
+                f"{exchange.operation_id}: the same request in another spelling gets another answer",
+                f"{before[1].summary()} and {exchange.summary()} differ only in spelling "
+                f"({_spelled(before[1])} vs {_spelled(exchange)}) and nothing was written between them, "
+                "but their answers differ.",
+                [before[1], exchange],
+            )
+
+    def _equivalent_create(self, exchange: Exchange) -> None:
+        """A create refused (400) though the same create, spelled otherwise, was accepted."""
+        sent = exchange.request_body if isinstance(exchange.request_body, dict) else None
+        if sent is None or exchange.status is None:
+            return
+        key = (
+            str(sent.get("vm_id", "")).lower(),
+            _project(exchange),
+            header_value(exchange.request_headers, "x-api-key"),
+            tuple(sorted((k, type(v).__name__) for k, v in sent.items())),
+        )
+        if 200 <= exchange.status < 300:
+            self._accepted_creates.setdefault(key, exchange)
+            return
+        accepted = self._accepted_creates.get(key)
+        if exchange.status != 400 or accepted is None or _spelled(accepted) == _spelled(exchange):
+            return
+        self.judged["P-EQUIVALENT"] += 1
+        self._report(
+            "P-EQUIVALENT",
+            f"create {_spelled(exchange)}",
+            "createBackup refuses a request it accepted in another spelling",
+            f"{accepted.summary()} was accepted; {exchange.summary()} differs from it only in spelling "
+            f"({_spelled(accepted)} vs {_spelled(exchange)}) and in the name's value, and was refused.",
+            [accepted, exchange],
+        )
+
+    def _found(self, exchange: Exchange, backup_id: str) -> None:
+        """getBackup of a backup the run listed (found) or deleted (gone)."""
+        if exchange.status == 200:
+            self._after_delete(exchange, backup_id)
         listed = self._listed.get(backup_id)
         known = self._known.get(backup_id)
         if listed is None or (known is not None and known.deleted):
@@ -306,6 +375,8 @@ class Judge:
         if removals != self._removals or not same_scope:
             return  # it may be gone since, or this request asked in another scope (a 404 is right there)
         self.judged["P-FOUND"] += 1
+        if exchange.status == 200:
+            return
         self._report(
             "P-FOUND",
             f"{backup_id} 404",
@@ -341,7 +412,9 @@ class Judge:
         for operation_id, pattern in self._paths:
             if operation_id == exchange.operation_id:
                 match = pattern.match(path)
-                return match.groupdict() if match else None
+                if match is None or not all(_one_segment(value) for value in match.groupdict().values()):
+                    return None
+                return match.groupdict()
         return None
 
     def _report(self, pid: str, key: str, title: str, message: str, exchanges: list[Exchange]) -> None:
@@ -366,6 +439,64 @@ class Judge:
         """Per property: exchanges judged and violations found (for the report)."""
         found = Counter(f.check for f in self.findings)
         return {pid: {"judged": self.judged[pid], "violations": found[pid]} for pid in self.properties}
+
+
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Fields of a record that may move by themselves while a backup is in progress (no write needed).
+MOVING_FIELDS = ("status", "storage_size", "price_per_hour", "increment_id", "expire_date")  # P-STABLE judges them
+
+
+def _canonical(exchange: Exchange) -> tuple[Any, ...]:
+    """A read as the RFCs see it: UUIDs in any case (RFC 9562 §4), header names in any case
+    (RFC 9110 §5.1), query parameters in any order. Two reads with one key name the same thing."""
+    parts = urlsplit(exchange.url)
+    path = UUID_TEXT.sub(lambda m: m.group(0).lower(), parts.path)
+    query = tuple(sorted((k, UUID_TEXT.sub(lambda m: m.group(0).lower(), v)) for k, vs in
+                         parse_qs(parts.query, keep_blank_values=True).items() for v in vs))
+    # The key as sent (the recorded one is redacted, so two different keys would look alike).
+    sent = exchange.raw_request.headers if exchange.raw_request is not None else exchange.request_headers
+    headers = tuple(sorted(
+        (name.lower(), value.lower() if name.lower() == "x-project-id" else hash(value))
+        for name, value in dict(sent).items()
+        if name.lower() in ("x-api-key", "x-project-id")
+    ))
+    return (exchange.method.upper(), path, query, headers)
+
+
+def _spelled(exchange: Exchange) -> str:
+    """How a request was spelled, apart from what it names: the raw path and query, header names,
+    the X-Project-ID value and Content-Type as sent."""
+    parts = urlsplit(exchange.url)
+    names = ",".join(sorted(name for name in exchange.request_headers if name.lower() in ("x-api-key", "x-project-id")))
+    project = header_value(exchange.request_headers, "x-project-id") or ""
+    content_type = header_value(exchange.request_headers, "content-type") or ""
+    body = exchange.request_body if isinstance(exchange.request_body, dict) else {}
+    return f"{parts.path}?{parts.query} [{names}] {project} {content_type} {body.get('vm_id', '')}".strip()
+
+
+def _comparable(status: int | None, body: Any) -> Any:
+    """What two answers to the same read must share: the status and, for a JSON answer, its data
+    (a listing as a set by id, since its order is undocumented), leaving out what moves by itself."""
+    if not isinstance(body, dict) or status is None or not 200 <= status < 300:
+        return status
+
+    def settled(record: Any) -> Any:
+        if isinstance(record, dict):
+            return {k: v for k, v in record.items() if k not in MOVING_FIELDS}
+        return record
+
+    data = body.get("data")
+    if isinstance(data, list):
+        records = sorted((str(r.get("id")), repr(settled(r))) for r in data if isinstance(r, dict))
+        return (status, body.get("total"), tuple(records))
+    return (status, repr(settled(data)))
+
+
+def _one_segment(value: str) -> bool:
+    """A path parameter that stays one path segment (RFC 3986 §3.3, §5.2.4): not empty, not a dot
+    segment, no slash once percent-decoded. Anything else may route elsewhere, or nowhere."""
+    decoded = unquote(value)
+    return decoded not in ("", ".", "..") and "/" not in decoded
 
 
 def _same(name: str, a: Any, b: Any) -> bool:

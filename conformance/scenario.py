@@ -26,6 +26,7 @@ A, two on B); all go through the cleanup ledger.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -36,8 +37,9 @@ import httpx
 
 from conformance.checks import inconclusive
 from conformance.client import RaffClient
+from conformance.contract import load_contract
 from conformance.exchange import Exchange
-from conformance.factory import BackupFactory, BudgetSpent
+from conformance.factory import BackupFactory, BudgetSpent, data_id
 from conformance.settings import WRONG_KEY, Settings
 
 NOT_A_UUID = "not-a-uuid"
@@ -49,6 +51,17 @@ REJECTED_RESETS: dict[str, dict[str, Any]] = {
     "reset_A_no_key": {"api_key": None},
     "reset_A_wrong_key": {"api_key": WRONG_KEY},
 }
+
+
+# Scripts a name of the contract's maxLength is filled with (P-ROUND-TRIP): it must read back as sent.
+NAME_FILLER = "é漢字Ωж🙂ß "
+
+
+def long_name(prefix: str) -> str:
+    """A backup name of exactly CreateBackupRequest.name's maxLength, in several scripts."""
+    limit = load_contract().merged["components"]["schemas"]["CreateBackupRequest"]["properties"]["name"]["maxLength"]
+    head = f"{prefix}-{uuid.uuid4().hex[:8]}-"
+    return (head + NAME_FILLER * limit)[:limit]
 
 
 @dataclass
@@ -139,19 +152,39 @@ class ScenarioRunner:
         self.record.steps[name] = exchange
         return exchange
 
-    def _create(self, label: str, vm_id: str) -> None:
-        backup_id = self._submit(label, vm_id)
+    def _create(self, label: str, vm_id: str, **spelling: Any) -> None:
+        backup_id = self._submit(label, vm_id, **spelling)
         if backup_id is not None:
+            # While it is in flight, the VM's older points keep their state (the judge's P-STABLE).
+            self._probe(lambda: self.client.list_backups(vm_id=vm_id, limit=1000))
             self._await(label, backup_id)
 
-    def _submit(self, label: str, vm_id: str) -> str | None:
+    def _probe(self, call: Callable[[], httpx.Response]) -> None:
+        """A read sent for the judge alone (conformance/judge.py): not a step, no test reads it.
+        The judge saw a failed exchange too; the scenario does not depend on any probe."""
+        with contextlib.suppress(httpx.HTTPError):
+            call()
+
+    def _probe_reads(self, vm_id: str) -> None:
+        """Every safe read around a VM, right after a write: reads change nothing (RFC 9110 §9.2.1),
+        so the next create must still see the reset (the judge's P-BASELINE) and every record stay."""
+        c = self.client
+        self._probe(lambda: c.show_vm(vm_id))
+        self._probe(lambda: c.list_backups(vm_id=vm_id, limit=1000))
+        self._probe(lambda: c.list_backups(limit=1000))
+        self._probe(lambda: c.list_backups(limit=1000, project_id=None))
+        newest = next(reversed(self.record.ids.values()), None)  # the newest ready backup of the run
+        if newest is not None:
+            self._probe(lambda: c.show_backup(newest))
+
+    def _submit(self, label: str, vm_id: str, **spelling: Any) -> str | None:
         """Send create_<label>; the new backup's id, or None (recorded as missing) if there is none."""
         create, ready = f"create_{label}", f"ready_{label}"
         if self.stalled:
             self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {self.stalled}"
             return None
         try:
-            created, backup_id = self.factory.submit(vm_id)
+            created, backup_id = self.factory.submit(vm_id, **spelling)
         except BudgetSpent as error:
             self.record.missing[create] = self.record.missing[ready] = f"{create} was not sent: {error}"
             return None
@@ -190,15 +223,29 @@ class ScenarioRunner:
                 self.record.blocking[step] = self.record.blocking[first]
         return not absent
 
+    def spellings(self) -> dict[str, dict[str, Any]]:
+        """How each create of VM A is written, never what it asks for: a conforming server takes them
+        all alike (P-EQUIVALENT, RC-28), so the variety costs no backup. A2 carries a name of the
+        contract's maxLength in several scripts (P-ROUND-TRIP, RC-26)."""
+        key, project = self.settings.api_key or "", self.settings.project_id or ""
+        return {
+            "A2": {"name": long_name(self.settings.name_prefix)},
+            "A3": {"headers": {"Content-Type": "application/json; charset=utf-8"}},
+            "A4": {"headers": {"Content-Type": "Application/JSON"}},
+            "A6": {"api_key": None, "project_id": None, "headers": {"x-api-key": key, "x-project-id": project}},
+        }
+
     def run(self) -> ScenarioRecord:
         a, b = self.record.vm_id, self.record.second_vm_id
         c = self.client
+        spelled = self.spellings()
         self._do("list_A_before", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._do("reset_A_start", lambda: c.reset_backup_chain(a), "resetBackupChain")
+        self._probe_reads(a)
         if b:
             self._do("reset_B_start", lambda: c.reset_backup_chain(b), "resetBackupChain")
         self._create("A1", a)
-        self._create("A2", a)
+        self._create("A2", a, **spelled["A2"])
         if b:
             self._create("B1", b)
         self._do("list_A_before_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
@@ -209,14 +256,16 @@ class ScenarioRunner:
         self._do("list_all_unscoped_after_reset", lambda: c.list_backups(limit=1000, project_id=None), "listBackups")
         self._do("reset_A_again", lambda: c.reset_backup_chain(a), "resetBackupChain")
         self._do("list_A_after_second_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
-        self._create("A3", a)
-        self._create("A4", a)
+        self._probe_reads(a)
+        self._create("A3", a, **spelled["A3"])
+        self._create("A4", a, **spelled["A4"])
         # Rejected resets between A4 and A5: if any of them did reset, A5 would restart at 0.
         # They come after A4 so that a defect here cannot disturb the evidence of RC-08 and RC-16.
         for step, kwargs in REJECTED_RESETS.items():
             self._do(step, functools.partial(c.reset_backup_chain, a, **kwargs), "resetBackupChain")
         self._in_flight_reset()
-        self._create("A6", a)
+        self._probe_reads(a)
+        self._create("A6", a, **spelled["A6"])
         if b:
             self._create("B2", b)
             self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
@@ -224,6 +273,8 @@ class ScenarioRunner:
         self._do("list_A_before_deletes", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._listings()
         self._pages()
+        self._equivalents()
+        self._scope_probes()
         if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
             self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
             self._wait_restored()
@@ -250,6 +301,76 @@ class ScenarioRunner:
             self._do("reset_A_final", lambda: c.reset_backup_chain(a), "resetBackupChain")
             self._do("list_A_final", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         return self.record
+
+    def _equivalents(self) -> None:
+        """Reads only, each right after the same read in its plain spelling, nothing written between:
+        a UUID in upper case, header names in lower case, X-Project-ID in upper case, query parameters
+        in another order. The judge (P-EQUIVALENT, RC-28) compares each pair's answers."""
+        if "A1" not in self.record.ids:
+            return
+        a, c, a1 = self.record.vm_id, self.client, self.record.ids["A1"]
+        key, project = self.settings.api_key or "", self.settings.project_id or ""
+        pairs: list[tuple[Callable[[], httpx.Response], Callable[[], httpx.Response]]] = [
+            (lambda: c.show_backup(a1), lambda: c.show_backup(a1.upper())),
+            (lambda: c.show_vm(a), lambda: c.show_vm(a.upper())),
+            (
+                lambda: c.list_backups(vm_id=a, limit=1000),
+                lambda: c.list_backups(vm_id=a.upper(), limit=1000),
+            ),
+            (
+                lambda: c.list_backups(vm_id=a, limit=1000),
+                lambda: c.request("listBackups", "GET", "/api/v1/backups", params=[("limit", "1000"), ("vm_id", a)]),
+            ),
+            (lambda: c.show_backup(a1), lambda: c.show_backup(a1, project_id=project.upper())),
+            (
+                lambda: c.show_backup(a1),
+                lambda: c.show_backup(
+                    a1, api_key=None, project_id=None, headers={"x-api-key": key, "x-project-id": project}
+                ),
+            ),
+        ]
+        for plain, variant in pairs:
+            self._probe(plain)
+            self._probe(variant)
+
+    def _scope_probes(self) -> None:
+        """Every write of a backup of ours, sent with the X-Project-ID of another project of the same
+        account (read from getVM of RAFF_OTHER_PROJECT_VM_ID): each must be refused and change nothing
+        (RC-29). Ours, so that a server which ignores the scope deletes or restores only what the run
+        created; a create is tried only while the budget has room for a wrongly accepted one."""
+        other_vm = self.settings.other_project_vm_id
+        if not other_vm:
+            return
+        c = self.client
+        found = self._do("scope_other_project_vm", lambda: c.show_vm(other_vm), "getVM")
+        data = found.response_body.get("data") if found is not None and isinstance(found.response_body, dict) else None
+        other = data.get("project_id") if isinstance(data, dict) else None
+        if not isinstance(other, str) or other.lower() == (self.settings.project_id or "").lower():
+            self.record.missing["scope_delete_A5"] = (
+                f"getVM of RAFF_OTHER_PROJECT_VM_ID {other_vm} named no other project "
+                f"({found.summary() if found is not None else 'no answer'})"
+            )
+            return
+        ids = self.record.ids
+        if "A5" in ids:  # the newest point of series 2: a wrongful delete of it is not refused for dependents
+            self._do("scope_delete_A5", lambda: c.delete_backup(ids["A5"], project_id=other), "deleteBackup")
+        if "A2" in ids:
+            self._do("scope_chain_A2", lambda: c.delete_backup_chain(ids["A2"], project_id=other), "deleteBackupChain")
+        if "A1" in ids and self.settings.restores_allowed:
+            self._do("scope_restore_A1", lambda: c.restore_backup(ids["A1"], project_id=other), "restoreBackup")
+        if self.factory.remaining() != 0:
+            self._do("scope_create_A", lambda: self._scope_create(other), "createBackup")
+        a = self.record.vm_id
+        self._do("list_A_after_scope_probes", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
+
+    def _scope_create(self, other_project: str) -> httpx.Response:
+        response = self.client.create_backup(
+            self.record.vm_id, name=f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}", project_id=other_project
+        )
+        backup_id = data_id(response)
+        if backup_id is not None and 200 <= response.status_code < 300:
+            self.factory.ledger.record(backup_id)  # wrongly accepted: ours to clean up
+        return response
 
     def _in_flight_reset(self) -> None:
         """Create A5 and reset the series while A5 is still in flight (RC-21).

@@ -88,7 +88,7 @@ def test_foreign_server__prism_verdicts_are_true(tmp_path: Path) -> None:
             "RAFF_BASE_URL": url, "RAFF_API_KEY": "prism-does-not-check-keys",
             "RAFF_PROJECT_ID": "6f1a9b3e-1111-4222-8333-444455556666",
             "RAFF_VM_ID": "0b9d7a52-2222-4333-8444-555566667777",
-            "RAFF_ALLOW_WRITES": "1", "RAFF_READY_TIMEOUT": "3",
+            "RAFF_ALLOW_WRITES": "1",  # the default RAFF_READY_TIMEOUT (900 s): no wait may need it
         }
         completed = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--report-dir={tmp_path / 'r'}"],

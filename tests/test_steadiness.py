@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,30 +82,66 @@ def _own_backups(credentials: dict[str, str], prefix: str) -> list[dict]:
     return [b for b in data if str(b.get("name", "")).startswith(prefix)]
 
 
+def _interrupted_run(tmp_path: Path, credentials: dict[str, str], prefix: str, *args: str) -> subprocess.Popen:
+    # A mock in a process of its own is a real server to the suite: writes need the opt-in.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "RAFF_NAME_PREFIX": prefix,
+           "RAFF_ALLOW_WRITES": "1", **{key: credentials[key] for key in SUITE_ENV_KEYS}}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-q",
+         "--report-dir", str(tmp_path / "reports")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=0,
+        # A child inherits an ignored SIGINT (pytest-xdist workers and shell background jobs
+        # ignore it), and Python then never raises KeyboardInterrupt: give it the default back,
+        # as an interactive terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def _assert_interrupted(tmp_path: Path, run: subprocess.Popen, output: str) -> None:
+    """Exit 2 (pytest's "interrupted"), no finding judged from what was cut short."""
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    results = json.loads((tmp_path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert results["run"]["verdict"] == "interrupted" and results["run"]["interrupted"] is True
+    assert [f for f in results["findings"] if f["classification"] in ("violation", "inconclusive")] == [], output
+    assert "INTERRUPTED" in output
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_safety__interrupted_run_leaves_nothing(tmp_path: Path, signum: int) -> None:
+    """Interrupted while it waits for a backup to become ready."""
     prefix = f"interrupted{signum}"
     with mock_process("--backup-delay", "1.5") as credentials:
-        # A mock in a process of its own is a real server to the suite: writes need the opt-in.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "RAFF_NAME_PREFIX": prefix,
-               "RAFF_ALLOW_WRITES": "1", **{key: credentials[key] for key in SUITE_ENV_KEYS}}
-        run = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py", "-p", "no:cacheprovider",
-             "-q", "--report-dir", str(tmp_path / "reports")],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            # A child inherits an ignored SIGINT (pytest-xdist workers and shell background jobs
-            # ignore it), and Python then never raises KeyboardInterrupt: give it the default back,
-            # as an interactive terminal would.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        run = _interrupted_run(tmp_path, credentials, prefix, "conformance/tests/test_reset_chain.py")
         deadline = time.monotonic() + 60
         while not _own_backups(credentials, prefix) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _own_backups(credentials, prefix), "the run created no backup to interrupt"
         run.send_signal(signum)
         output, _ = run.communicate(timeout=60)
-        assert run.returncode != 0, output
+        _assert_interrupted(tmp_path, run, output)
         assert _own_backups(credentials, prefix) == [], output[-3000:]
+
+
+def test_safety__ctrl_c_in_generated_traffic_is_no_finding(tmp_path: Path) -> None:
+    """Ctrl-C while Schemathesis runs (it and Hypothesis catch much): the run stops at once, exit 2."""
+    prefix = "interruptedfuzz"
+    with mock_process("--backup-delay", "0.3") as credentials:
+        run = _interrupted_run(tmp_path, credentials, prefix, "conformance/tests/test_fuzz_backups.py")
+        seen = ""
+        deadline = time.monotonic() + 120
+        assert run.stdout is not None
+        while "u" not in seen.split("\n")[-1] and time.monotonic() < deadline:  # a subtest passed: fuzzing runs
+            char = run.stdout.read(1)
+            if not char:
+                break
+            seen += char
+        assert "u" in seen, seen[-3000:]
+        run.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        rest, _ = run.communicate(timeout=60)
+        assert time.monotonic() - started < 30, "the run went on after Ctrl-C"
+        _assert_interrupted(tmp_path, run, seen + rest)
+        assert _own_backups(credentials, prefix) == [], (seen + rest)[-3000:]
 
 
 def test_safety__sweep_removes_only_prefixed(tmp_path: Path) -> None:

@@ -190,6 +190,31 @@ _ALL = (
         "a backup created without a name (so with the default timestamped one) is accepted and listed, "
         "but getBackup, restoreBackup and both deletes answer 404 for it",
     ),
+    # A verdict is never lost: defects whose first symptom blocks a later step, or that a replay made
+    # after the state moved on would have excused.
+    Defect(
+        "closed_point_restore_refused",
+        "RC-07",
+        "restoring a point of a closed series answers 400 'restore point belongs to a closed series' "
+        "(the scenario deletes that series later, so a replay at the end would meet a 404)",
+    ),
+    Defect(
+        "closed_point_get_not_found",
+        "RC-17",
+        "getBackup answers 404 for a point of a closed series while every listing still shows it",
+    ),
+    Defect(
+        "series_reopens_after_reset",
+        "RC-08",
+        "the first backup after a reset is announced as a baseline (increment_id 0), but its capture appends "
+        "it to the closed series (increment_id continues it) and ends 'failed'",
+    ),
+    Defect(
+        "backups_never_ready",
+        "RC-08",
+        "every backup stays 'pending' for ever; it breaks no documented rule (a backup may take long), so the "
+        "run must end inconclusive (exit 6), never with a violation",
+    ),
 )
 
 DEFECTS: dict[str, Defect] = {defect.name: defect for defect in _ALL}

@@ -171,10 +171,13 @@ class Backup:
     fixed_status: str | None = None
     restoring_until: float = float("-inf")
     default_name: bool = False  # created without a name (planted defects single these out)
+    ends_failed: bool = False  # series_reopens_after_reset: the capture fails instead of ending ready
 
     def status(self, now: float) -> str:
         if self.fixed_status is not None:
             return self.fixed_status
+        if self.ends_failed and now >= self.ready_mono:
+            return "failed"
         if now < self.created_mono + (self.ready_mono - self.created_mono) / 2:
             return "pending"
         if now < self.ready_mono:
@@ -362,8 +365,11 @@ class World:
     def create_backup(self, account: Account, project_id: str, vm_id: str, name: str | None) -> dict[str, Any]:
         with self._lock:
             vm = self._scoped_vm(account, project_id, vm_id)
+            reopened = None
+            if vm.reset_pending and "series_reopens_after_reset" in self.defects:
+                reopened = next((b.series for b in reversed(self._ordered()) if b.vm_id == vm.id and b.series), None)
             if vm.open_series is None:
-                vm.open_series = str(uuid.uuid4())
+                vm.open_series = reopened or str(uuid.uuid4())
             points = self._series_points(vm.open_series)
             increment = max(p.increment_id or 0 for p in points) + 1 if points else vm.series_start
             vm.series_start = 0
@@ -385,10 +391,14 @@ class World:
                 created_mono=now_mono,
                 ready_mono=now_mono + self.backup_delay,
                 default_name=name is None,
+                ends_failed=reopened is not None,
+                fixed_status="pending" if "backups_never_ready" in self.defects else None,
             )
             self._add_backup(backup)
             body = self._backup_body(backup, now_mono)
             body["status"] = "pending"  # the 202 answer is always "pending", even with a zero delay
+            if reopened is not None:
+                body["increment_id"] = 0  # announced as the new baseline it should have been
             return body
 
     def get_backup(self, account: Account, project_id: str, backup_id: str) -> dict[str, Any]:
@@ -399,7 +409,10 @@ class World:
             upper_half = backup_id[:1] != "" and backup_id[:1] in "89abcdef"
             if "unissued_backup_id_crashes" in self.defects and upper_half and backup_id not in self._issued:
                 raise ApiError(500, "internal error: no shard for backup id")
-            return self._backup_body(self._scoped_backup(account, project_id, backup_id), self._clock())
+            backup = self._scoped_backup(account, project_id, backup_id)
+            if "closed_point_get_not_found" in self.defects and self._is_closed(backup):
+                raise not_found("Backup")  # the by-id lookup reads only the open series' table
+            return self._backup_body(backup, self._clock())
 
     def delete_backup(self, account: Account, project_id: str, backup_id: str) -> None:
         with self._lock:
@@ -443,6 +456,8 @@ class World:
                 raise ApiError(409, f"Backup is {status}; only a ready backup can be restored")
             if "closed_points_not_restorable" in self.defects and self._is_closed(backup):
                 raise ApiError(409, "This restore point belongs to a closed series")
+            if "closed_point_restore_refused" in self.defects and self._is_closed(backup):
+                raise ApiError(400, "restore point belongs to a closed series")
             backup.restoring_until = now + self.restore_delay
             body = self._backup_body(backup, now)
             body["status"] = "restoring"  # even with a zero restore delay

@@ -24,6 +24,7 @@ SEMANTIC_TESTS = [
     "conformance/tests/test_backups.py",
     "conformance/tests/test_backups_views.py",
     "conformance/tests/test_reset_chain_shapes.py",
+    "conformance/tests/test_backups_negative.py",
 ]
 
 

@@ -168,6 +168,8 @@ class MockApp(Starlette):
             body = rules.parse_body(request.headers.get("content-type"), await _read_body(request, rules))
             if op == "createBackup" and "name_at_max_length_rejected" in self.defects and self._name_at_limit(body):
                 return _error(400, f"Invalid request body at name: longer than {self.max_name - 1} characters")
+            if op == "listBackups" and "vm_filter_case_sensitive" in self.defects and "vm_id" in values:
+                values["vm_id"] = request.query_params.get("vm_id")  # compared as sent, not as a UUID
         except RequestError as exc:
             if exc.location == "path":
                 if op == "resetBackupChain" and "reset_non_uuid_id_crashes" in self.defects:
@@ -221,6 +223,8 @@ class MockApp(Starlette):
 
     async def _delete_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
         self.world.delete_backup(account, values["X-Project-ID"], values["id"])
+        if "delete_answers_plain_text" in self.defects:
+            return PlainTextResponse("Backup deleted")
         return JSONResponse({"success": True, "message": "Backup deleted"})
 
     async def _restore_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:

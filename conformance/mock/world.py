@@ -151,6 +151,8 @@ class VM:
     series_start: int = 0
     # A reset happened and no backup since (only second_reset_rejected looks at it).
     reset_pending: bool = False
+    closed_last: str | None = None  # the series the last reset closed (unfiltered_listing_cancels_reset)
+    reset_due: float | None = None  # reset_takes_effect_late: when the accepted reset will close the series
 
 
 @dataclass
@@ -356,7 +358,13 @@ class World:
             if offset and "listing_offset_off_by_one" in self.defects:
                 offset += 1
             now = self._clock()
+            if vm_id is None and "unfiltered_listing_cancels_reset" in self.defects:
+                for vm in self.vms.values():  # a "sync" of the VM rows that writes back a stale series pointer
+                    if vm.account_id == account.id and vm.reset_pending and vm.open_series is None:
+                        vm.open_series, vm.reset_pending = vm.closed_last, False
             bodies = [self._backup_body(b, now) for b in matching[offset : offset + limit]]
+            if "listing_account_id_is_project_id" in self.defects:
+                bodies = [{**body, "account_id": body["project_id"]} for body in bodies]
             if vm_id is None and "unfiltered_listing_drops_increment" in self.defects:
                 closed = {b.id for b in matching if self._is_closed(b)}
                 bodies = [{**body, "increment_id": None} if body["id"] in closed else body for body in bodies]
@@ -365,6 +373,10 @@ class World:
     def create_backup(self, account: Account, project_id: str, vm_id: str, name: str | None) -> dict[str, Any]:
         with self._lock:
             vm = self._scoped_vm(account, project_id, vm_id)
+            if vm.reset_due is not None and self._clock() >= vm.reset_due:
+                vm.reset_due = None
+                self._close_series(vm)
+                vm.reset_pending = True
             reopened = None
             if vm.reset_pending and "series_reopens_after_reset" in self.defects:
                 reopened = next((b.series for b in reversed(self._ordered()) if b.vm_id == vm.id and b.series), None)
@@ -375,6 +387,10 @@ class World:
             vm.series_start = 0
             vm.reset_pending = False
             now_mono, now = self._clock(), datetime.now(UTC)
+            if name is not None and "non_ascii_name_mangled" in self.defects:
+                name = name.encode("latin-1", "replace").decode("latin-1")  # a latin-1 column
+            if "created_at_an_hour_ahead" in self.defects:
+                now += timedelta(hours=1)  # local time (UTC+1) written with a Z
             backup = Backup(
                 id=str(uuid.uuid4()),
                 account_id=account.id,
@@ -447,7 +463,7 @@ class World:
 
     def restore_backup(self, account: Account, project_id: str, backup_id: str) -> dict[str, Any]:
         with self._lock:
-            backup = self._scoped_backup(account, project_id, backup_id)
+            backup = self._scoped_backup(account, project_id, backup_id, any_project="restore_ignores_project_scope")
             if backup.default_name and "restore_default_named_crashes" in self.defects:
                 raise ApiError(500, "internal error: restore job name is empty")
             now = self._clock()
@@ -500,6 +516,9 @@ class World:
                     return  # answered 202, but the reset waits behind the running backup and is lost
             if vm.reset_pending and "second_reset_rejected" in self.defects:
                 raise ApiError(400, "The backup series of this VM was already reset")
+            if "reset_takes_effect_late" in self.defects:
+                vm.reset_due = self._clock() + LATE_RESET_S  # queued: applied by a later request
+                return
             targets = [vm]
             if "reset_spills_to_other_vm" in self.defects:
                 targets += [other for other in self._vms_of(vm.project_id) if other is not vm]
@@ -547,6 +566,7 @@ class World:
         return backup.series is not None and self.vms[backup.vm_id].open_series != backup.series
 
     def _close_series(self, vm: VM) -> None:
+        vm.closed_last = vm.open_series or vm.closed_last
         if vm.open_series is not None:
             points = self._series_points(vm.open_series)
             if "reset_drops_baseline_only_series" in self.defects and len(points) == 1:
@@ -569,10 +589,13 @@ class World:
             raise not_found("VM")
         return vm
 
-    def _scoped_backup(self, account: Account, project_id: str, backup_id: str) -> Backup:
+    def _scoped_backup(self, account: Account, project_id: str, backup_id: str, any_project: str = "") -> Backup:
+        """The backup, if it is in the account and in that project (any of the account's projects when
+        the planted defect ``any_project`` names is on)."""
         self._project_in_account(account, project_id)
         backup = self.backups.get(backup_id)
-        if backup is None or backup.account_id != account.id or backup.project_id != project_id:
+        in_project = backup is not None and (backup.project_id == project_id or any_project in self.defects)
+        if backup is None or backup.account_id != account.id or not in_project:
             raise not_found("Backup")
         if backup.default_name and "default_named_backup_not_found" in self.defects:
             raise not_found("Backup")  # the by-id index missed it
@@ -597,6 +620,9 @@ class World:
             "increment_id": backup.increment_id,
             "created_at": _format_time(backup.created_at),
         }
+
+
+LATE_RESET_S = 1.0  # reset_takes_effect_late: how long an accepted reset waits in the queue
 
 
 def _baseline_size(vm: VM) -> int:

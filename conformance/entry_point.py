@@ -96,9 +96,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--mock-time",
         choices=TIME_MODES,
-        default="wall",
-        help="the bundled mock's time: 'wall' seconds, or 'requests' (a backup is ready three requests "
-        "after its create, in milliseconds; self-tests)",
+        default="requests",
+        help="the bundled mock's time: 'requests' (the default: a backup is ready three requests after its "
+        "create, so nothing waits on the clock) or 'wall' seconds (--backup-delay of a mock started by hand)",
     )
     group.addoption(
         "--req",

@@ -320,7 +320,8 @@ def created_backups(
     try:
         yield book
     finally:
-        raff_state.leftovers += own.cleanup()
+        own.cleanup()
+        raff_state.leftovers += own.leftovers  # the scenarios' own cleanups' too
         if settings.is_mock:  # on a live target the session ledger counted them already
             raff_state.backups_created += own.backups_created
         raff_state.wait_seconds += own.wait_seconds

@@ -35,7 +35,11 @@ PROPERTIES_PATH = SPECS_DIR / "properties.yaml"
 FIXED_FIELDS = ("id", "account_id", "project_id", "product_vm", "name", "region", "created_by", "created_at")
 # The order a backup's status may move in; "restoring" goes back to "ready" (and "failed" ends it).
 STATUS_RANK = {"pending": 0, "creating": 1, "ready": 2, "restoring": 2, "failed": 3}
-DATE_SLACK = timedelta(seconds=1)  # the Date header has a resolution of one second
+# How far created_at may stray from the Date headers around it: Date has a resolution of one second,
+# servers cache it (uvicorn refreshes it once a second, later under load), and the clock that stamps a
+# record may be another machine's. A minute still catches what this property is for: a time zone taken
+# for UTC, seconds taken for milliseconds, a restore that restamps the point.
+DATE_SLACK = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ class Judge:
                     "P-ROUND-TRIP",
                     f"{known.id} {name}",
                     f"{name} does not read back as sent",
-                    f"backup {known.id} was created with {name} {value!r}; {exchange.summary()} shows {shown!r}.",
+                    f"backup {known.id} was created with {name} {value!r}; {_where(exchange)} shows {shown!r}.",
                     trail,
                 )
         self.judged["P-STABLE"] += 1
@@ -219,7 +223,7 @@ class Judge:
                         f"{known.id} baseline",
                         "the first backup after a reset is not a baseline",
                         f"backup {known.id} was the first this run created on VM {known.vm} after a reset of it "
-                        f"was accepted, so it starts a new series at increment_id 0; {exchange.summary()} shows "
+                        f"was accepted, so it starts a new series at increment_id 0; {_where(exchange)} shows "
                         f"increment_id {increment!r}.",
                         trail,
                     )
@@ -231,7 +235,7 @@ class Judge:
                     "P-STABLE",
                     f"{known.id} status",
                     "a backup's status went back",
-                    f"backup {known.id} had been seen further on; {exchange.summary()} shows status {status!r}.",
+                    f"backup {known.id} had been seen further on; {_where(exchange)} shows status {status!r}.",
                     trail,
                 )
             if status == "ready" and known.rank < STATUS_RANK["ready"]:
@@ -249,7 +253,7 @@ class Judge:
             "P-STABLE",
             f"{known.id} {name}",
             f"a backup's {name} changed without an operation that changes it",
-            f"backup {known.id}: {first.summary()} showed {name} {before!r}; {now.summary()} shows {after!r}.",
+            f"backup {known.id}: {name} {before!r} in {_where(first)}, then {after!r} in {_where(now)}.",
             [first, now],
         )
 
@@ -292,7 +296,7 @@ class Judge:
                 "P-TOTALS",
                 f"page {exchange.url}",
                 "a listing page holds more than its limit",
-                f"{exchange.summary()} asked for at most {limit} backup(s) and got {shown}.",
+                f"{_where(exchange)} asked for at most {limit} backup(s) and got {shown}.",
                 [exchange],
             )
             return
@@ -309,7 +313,7 @@ class Judge:
                 "P-TOTALS",
                 f"total {exchange.url}",
                 "a listing's total is not the number of matching backups",
-                f"{exchange.summary()} (offset {offset}, limit {limit}) lists {shown} backup(s) and total {total}; "
+                f"{_where(exchange)} (offset {offset}, limit {limit}) lists {shown} backup(s) and total {total}; "
                 f"it should be {expected}.",
                 [exchange],
             )
@@ -329,7 +333,7 @@ class Judge:
                 "P-EQUIVALENT",
                 f"read {exchange.operation_id} {_spelled(before[1])} {_spelled(exchange)}",
                 f"{exchange.operation_id}: the same request in another spelling gets another answer",
-                f"{before[1].summary()} and {exchange.summary()} differ only in spelling "
+                f"{_where(before[1])} and {_where(exchange)} differ only in spelling "
                 f"({_spelled(before[1])} vs {_spelled(exchange)}) and nothing was written between them, "
                 "but their answers differ.",
                 [before[1], exchange],
@@ -357,7 +361,7 @@ class Judge:
             "P-EQUIVALENT",
             f"create {_spelled(exchange)}",
             "createBackup refuses a request it accepted in another spelling",
-            f"{accepted.summary()} was accepted; {exchange.summary()} differs from it only in spelling "
+            f"{_where(accepted)} was accepted; {_where(exchange)} differs from it only in spelling "
             f"({_spelled(accepted)} vs {_spelled(exchange)}) and in the name's value, and was refused.",
             [accepted, exchange],
         )
@@ -382,7 +386,7 @@ class Judge:
             f"{backup_id} 404",
             "a listed backup is not found by getBackup",
             f"a listing showed backup {backup_id}, and no request that could remove a backup was sent since; "
-            f"{exchange.summary()}.",
+            f"{_where(exchange)}.",
             [exchange],
         )
 
@@ -395,7 +399,7 @@ class Judge:
             "P-FOUND",
             f"{backup_id} after delete",
             "a deleted backup is still found",
-            f"deleteBackup of {backup_id} answered 200; {exchange.summary()} still finds it.",
+            f"deleteBackup of {backup_id} answered 200; {_where(exchange)} still finds it.",
             [known.deleted_by, exchange] if known.deleted_by else [exchange],
         )
 
@@ -429,7 +433,7 @@ class Judge:
                 exchanges[-1].operation_id,
                 pid,
                 f"{pid}: {title}",
-                f"{message} ({prop.statement})",
+                f"{message} {pid}: {prop.statement}",
                 "high",
                 list(exchanges),
             )
@@ -504,6 +508,13 @@ def _same(name: str, a: Any, b: Any) -> bool:
     if name == "created_at" and _instant(a) is not None and _instant(b) is not None:
         return _instant(a) == _instant(b)
     return bool(a == b)
+
+
+def _where(exchange: Exchange) -> str:
+    """The request in short, without scheme and host: ``GET /api/v1/backups?vm_id=… -> 200``."""
+    parts = urlsplit(exchange.url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{exchange.method} {parts.path}{query} -> {exchange.error or exchange.status}"
 
 
 def _records(operation: str, status: int, body: Any) -> list[dict[str, Any]]:

@@ -42,7 +42,8 @@ class Ledger:
                 self.created.remove(backup_id)
 
     def cleanup(self, *, confirm_timeout: float = 30.0) -> list[str]:
-        """Delete every recorded backup, newest first; return what could not be deleted.
+        """Delete every recorded backup, newest first; return what could not be deleted this time
+        (``leftovers`` keeps what every call could not).
 
         No read decides what is gone: every backup gets its DELETE, and only a 404 answered to a
         DELETE confirms it gone (a getBackup that wrongly answers 404 must not leave it behind).
@@ -59,6 +60,7 @@ class Ledger:
         STOP.cleaning.set()
         try:
             refused: list[str] = []
+            gone: list[str] = []
             for attempt in (doomed, refused):
                 for backup_id in list(attempt):
                     try:
@@ -68,14 +70,29 @@ class Ledger:
                         continue
                     if outcome == "gone":
                         self.forget(backup_id)
+                        gone.append(backup_id)
                     elif outcome == "refused" and attempt is doomed:
                         refused.append(backup_id)
                     else:
                         leftovers.append(backup_id if outcome != "refused" else f"{backup_id} (delete refused 409)")
+            leftovers += self._still_listed(gone)
         finally:
             STOP.cleaning.clear()
-        self.leftovers = leftovers
+        self.leftovers += leftovers
         return leftovers
+
+    def _still_listed(self, gone: list[str]) -> list[str]:
+        """Backups whose DELETE answered 404 but that one listing afterwards still shows: a server
+        whose deletes lie keeps them, and the run must say so rather than count them gone."""
+        if not gone:
+            return []
+        try:
+            answer = self.client.list_backups(limit=1000)
+            data = answer.json().get("data") if answer.status_code == 200 else None
+        except Exception:  # a listing the cleanup cannot read proves nothing either way
+            return []
+        listed = {str(b.get("id")).lower() for b in data or [] if isinstance(b, dict)}
+        return [f"{b} (its DELETE answered 404, yet the listing still shows it)" for b in gone if b.lower() in listed]
 
     def _delete_confirmed(self, backup_id: str, timeout: float) -> str:
         """'gone' once a DELETE answers 404, 'refused' on 409, else 'stuck' at the deadline."""

@@ -25,6 +25,7 @@ from conformance.checks import ConformanceFailure, Finding, Inconclusive, spec_g
 from conformance.contract import load_contract
 from conformance.exchange import STOP, WRITES
 from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
+from conformance.results import JUDGE_NODEID
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
 from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, get_state
 from conformance.terminal import failure_block
@@ -287,6 +288,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             reporter.write_line(f"{'':{column + 7}} {_clip(req['reason'], width)}")
     for line in textwrap.wrap(f"pass: {', '.join(passed)}", max(40, reporter._tw.fullwidth - 1)) if passed else []:
         reporter.write_line(line)
+    _judge_summary(reporter, results, report_dir(config, state.settings) / "report.html")
     live = results["live"]
     reporter.write_line(
         f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s, "
@@ -305,6 +307,33 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         yellow=verdict == "inconclusive",
         green=verdict in ("pass", "spec_gap"),
     )
+
+
+def _judge_summary(reporter: Any, results: dict[str, Any], report_html: Path) -> None:
+    """What the properties every exchange is held to found: one short block per violation."""
+    properties = results.get("properties") or []
+    judged = sum(p["judged"] for p in properties)
+    found = [f for f in results["findings"] if f["test"] == JUDGE_NODEID and f["classification"] == "violation"]
+    if not judged and not found:
+        return
+    reporter.write_line(
+        f"properties held on every exchange: {len(properties)} properties, {judged} judgements, "
+        f"{len(found)} violation(s)",
+        red=bool(found),
+    )
+    width = max(40, reporter._tw.fullwidth - 6)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for finding in found:
+        groups.setdefault((finding["requirement"], finding["title"]), []).append(finding)
+    for (requirement, title), alike in groups.items():
+        finding = alike[0]
+        more = f"  (and {len(alike) - 1} more alike)" if len(alike) > 1 else ""
+        reporter.write_line(f"  {requirement}  {title}{more}", red=True)
+        for line in textwrap.wrap(finding["message"], width, max_lines=3, placeholder=" …"):
+            reporter.write_line(f"    {line}")
+        if finding["exchanges"]:
+            reporter.write_line(f"    curl: {_clip(finding['exchanges'][-1]['curl'], width)}")
+        reporter.write_line(f"    report: {report_html}#finding-{finding['id']}")
 
 
 def _clip(text: str, width: int) -> str:

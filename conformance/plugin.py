@@ -124,13 +124,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     problems += [f"--req {req_id}: not in specs/requirements.yaml" for req_id in sorted(unknown_wanted)]
     if problems:
         raise pytest.UsageError("raff-conformance: " + "; ".join(problems))
+    # Requirements the judge's properties count against are judged on every exchange: a selection of
+    # one of them keeps the tests that send the scenario's traffic, where the properties have most to see.
+    judged = {prop.requirement for prop in state.judge.properties.values()}
     if wanted:
-        keep = [item for item in items if not _is_conformance_item(item) or wanted & set(requirement_ids(item))]
+        keep = [
+            item
+            for item in items
+            if not _is_conformance_item(item)
+            or wanted & set(requirement_ids(item))
+            or (wanted & judged and "scenario" in getattr(item, "fixturenames", ()))
+        ]
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
     selected = {req_id for item in items if _is_conformance_item(item) for req_id in requirement_ids(item)}
     if selected:
-        uncovered = sorted(set(state.contract.requirements) - selected)
+        uncovered = sorted(set(state.contract.requirements) - selected - judged)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if uncovered and reporter is not None:
             reporter.write_line(f"raff-conformance: requirements no selected test covers: {', '.join(uncovered)}")

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "conformance"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"conformance", "settings", "contract", "series_model"}),
     ("http", {"exchange", "client", "ledger"}),
-    ("judging", {"checks", "fuzz_checks", "state"}),
+    ("judging", {"checks", "judge", "fuzz_checks", "state"}),
     ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results"}),
     ("pytest", {"entry_point", "plugin", "fixtures", "terminal", "cli", "tests"}),
 ]

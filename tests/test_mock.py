@@ -17,6 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -782,6 +784,93 @@ def _name_lengths(api: Api, creds: dict[str, str]) -> object:
     ]
 
 
+def _restore_closed_status(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    backup = api.create(vm)["id"]
+    _await_ready(api, backup)
+    api.reset(vm)
+    return api.call("restoreBackup", id=backup, check=False).status_code
+
+
+def _closed_point_read(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    backup = api.create(vm)["id"]
+    api.reset(vm)
+    listed = backup in {b["id"] for b in api.backups(vm)}
+    return listed, api.call("getBackup", id=backup, check=False).status_code
+
+
+def _baseline_after_reset(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    _await_ready(api, api.create(vm)["id"])
+    api.reset(vm)
+    created = api.create(vm)
+    _await_ready_or_failed(api, created["id"])
+    shown = api.call("getBackup", id=created["id"]).json()["data"]
+    return created["increment_id"], shown["increment_id"], shown["status"]
+
+
+def _await_ready_or_failed(api: Api, backup_id: str) -> None:
+    for _ in range(100):
+        if api.http.get(f"/api/v1/backups/{backup_id}").json()["data"]["status"] in ("ready", "failed"):
+            return
+        time.sleep(0.02)
+
+
+def _status_after_a_while(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    time.sleep(0.2)  # four times the probe mock's backup delay
+    return api.call("getBackup", id=backup).json()["data"]["status"]
+
+
+def _odd_name(api: Api, creds: dict[str, str]) -> object:
+    return api.create(creds["RAFF_VM_ID"], name="snapshot-é漢字🙂")["name"]
+
+
+def _listed_account(api: Api, creds: dict[str, str]) -> object:
+    created = api.create(creds["RAFF_VM_ID"])
+    listed = next(b for b in api.backups(creds["RAFF_VM_ID"]) if b["id"] == created["id"])
+    return created["account_id"] == listed["account_id"]
+
+
+def _delete_answer_type(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    return api.call("deleteBackup", id=backup, check=False).headers.get("content-type", "").split(";")[0]
+
+
+def _created_at_vs_date(api: Api, creds: dict[str, str]) -> object:
+    response = api.call("createBackup", json={"vm_id": creds["RAFF_VM_ID"]})
+    created_at = datetime.fromisoformat(response.json()["data"]["created_at"].replace("Z", "+00:00"))
+    return abs((created_at - parsedate_to_datetime(response.headers["date"])).total_seconds()) < 600
+
+
+def _upper_case_vm_filter(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_SECOND_VM_ID"]  # seeded with backups
+    return len(api.backups(vm)) == len(api.backups(vm.upper()))
+
+
+def _reset_then_unfiltered_listing(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    api.create(vm)
+    api.reset(vm)
+    api.backups()
+    return api.create(vm)["increment_id"]
+
+
+def _restore_in_other_project(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    _await_ready(api, backup)
+    other = Api(api.http.base_url, creds["RAFF_API_KEY"], creds["RAFF_OTHER_PROJECT_ID"])
+    return other.call("restoreBackup", id=backup, check=False).status_code
+
+
+def _create_right_after_reset(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    api.create(vm)
+    api.reset(vm)
+    return api.create(vm)["increment_id"]
+
+
 PROBES: dict[str, Probe] = {
     "reset_returns_200": _reset_status(),
     "reset_success_false": _scenario(
@@ -833,6 +922,18 @@ PROBES: dict[str, Probe] = {
     "malformed_vm_filter_ignored": _scenario(
         lambda api, creds: api.http.get("/api/v1/backups", params={"vm_id": "not-a-uuid"}).status_code
     ),
+    "closed_point_restore_refused": _scenario(_restore_closed_status),
+    "closed_point_get_not_found": _scenario(_closed_point_read),
+    "series_reopens_after_reset": _scenario(_baseline_after_reset),
+    "backups_never_ready": _scenario(_status_after_a_while),
+    "non_ascii_name_mangled": _scenario(_odd_name),
+    "listing_account_id_is_project_id": _scenario(_listed_account),
+    "delete_answers_plain_text": _scenario(_delete_answer_type),
+    "created_at_an_hour_ahead": _scenario(_created_at_vs_date),
+    "vm_filter_case_sensitive": _scenario(_upper_case_vm_filter),
+    "unfiltered_listing_cancels_reset": _scenario(_reset_then_unfiltered_listing),
+    "restore_ignores_project_scope": _scenario(_restore_in_other_project),
+    "reset_takes_effect_late": _scenario(_create_right_after_reset),
 }
 # Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
 PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}

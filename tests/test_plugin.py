@@ -104,6 +104,7 @@ def test_plugin__xdist_gives_serial_verdicts(tmp_path: Path) -> None:
             [sys.executable, "-m", "pytest", "conformance/tests/test_reset_chain.py",
              "conformance/tests/test_reset_chain_negative.py", "conformance/tests/test_backups.py",
              "conformance/tests/test_backups_views.py", "conformance/tests/test_reset_chain_shapes.py",
+             "conformance/tests/test_backups_negative.py",
              "-q", "-p", "no:cacheprovider", "--report-dir", str(out), *args],
             cwd=ROOT, capture_output=True, text=True, timeout=240,
             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},

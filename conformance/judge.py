@@ -74,6 +74,7 @@ class Known:
     baseline: bool = False  # the first create on its VM after an accepted reset
     deleted: bool = False
     deleted_by: Exchange | None = None
+    key: int | None = None  # which key created it (a hash of the key as sent)
 
 
 @dataclass
@@ -84,8 +85,8 @@ class Judge:
     findings: list[Finding] = field(default_factory=list)
     _known: dict[str, Known] = field(default_factory=dict)
     _reset_pending: set[str] = field(default_factory=set)  # VMs whose next create must be a baseline
-    # backup id -> (removals count when listed, the key header and project it was listed under)
-    _listed: dict[str, tuple[int, str | None, str | None]] = field(default_factory=dict)
+    # backup id -> (removals count when listed, the key (hashed) and project it was listed under)
+    _listed: dict[str, tuple[int, int | None, str | None]] = field(default_factory=dict)
     _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
     _reported: set[tuple[str, str, str]] = field(default_factory=set)
     # P-EQUIVALENT: the last answer to each canonical read, with the write count it was sent at
@@ -131,7 +132,9 @@ class Judge:
                 self._equivalent_read(exchange, body)
             if operation == "createBackup" and not generated:
                 self._equivalent_create(exchange)
+            self._success_flag(exchange, body)
             for record in _records(operation, status, body):
+                self._scope(exchange, record)
                 self._view(exchange, record)
             if operation in ("deleteBackup", "deleteBackupChain") and status == 200:
                 self._deleted(operation, params.get("id", "").lower(), exchange)
@@ -157,7 +160,7 @@ class Judge:
         if not isinstance(backup_id, str) or not isinstance(vm, str):
             return
         name = sent.get("name") if isinstance(sent.get("name"), str) else None
-        known = Known(backup_id.lower(), vm.lower(), _project(exchange), name, exchange)
+        known = Known(backup_id.lower(), vm.lower(), _project(exchange), name, exchange, key=_key(exchange))
         if known.vm in self._reset_pending:
             known.baseline = True
         self._reset_pending.discard(known.vm)
@@ -176,6 +179,35 @@ class Judge:
                 f"{exchange.method} {exchange.url} answered {exchange.status} describing backup {data['id']}, "
                 f"not {path_id}, the backup its path names.",
                 [exchange],
+            )
+
+    def _success_flag(self, exchange: Exchange, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("success"), bool) or exchange.status is None:
+            return
+        self.judged["P-SUCCESS"] += 1
+        if body["success"] != (200 <= exchange.status < 300):
+            self._report(
+                "P-SUCCESS",
+                f"{exchange.operation_id} {exchange.status} {body['success']}",
+                f"{exchange.operation_id} answers {exchange.status} with success {str(body['success']).lower()}",
+                f"{_where(exchange)} says success {str(body['success']).lower()}.",
+                [exchange],
+            )
+
+    def _scope(self, exchange: Exchange, record: dict[str, Any]) -> None:
+        """An answer to another key shows none of the backups this run created with its own."""
+        known = self._known.get(str(record.get("id", "")).lower())
+        if known is None or known.key is None or _key(exchange) is None:
+            return
+        self.judged["P-SCOPE"] += 1
+        if _key(exchange) != known.key:
+            self._report(
+                "P-SCOPE",
+                f"{known.id} other key",
+                "another key sees a backup of this run",
+                f"backup {known.id} was created with the run's key; {_where(exchange)}, sent with another key, "
+                "shows it.",
+                [known.created, exchange],
             )
 
     def _view(self, exchange: Exchange, record: dict[str, Any]) -> None:
@@ -279,7 +311,7 @@ class Judge:
         data, total = body.get("data"), body.get("total")
         if not isinstance(data, list):
             return
-        key = header_value(exchange.request_headers, "x-api-key")
+        key = _key(exchange)
         for record in data:
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 project = record.get("project_id")
@@ -375,7 +407,7 @@ class Judge:
         if listed is None or (known is not None and known.deleted):
             return
         removals, key, project = listed
-        same_scope = key == header_value(exchange.request_headers, "x-api-key") and project == _project(exchange)
+        same_scope = key is not None and key == _key(exchange) and project == _project(exchange)
         if removals != self._removals or not same_scope:
             return  # it may be gone since, or this request asked in another scope (a 404 is right there)
         self.judged["P-FOUND"] += 1
@@ -527,6 +559,14 @@ def _records(operation: str, status: int, body: Any) -> list[dict[str, Any]]:
     if operation == "listBackups" and isinstance(data, list):
         return [record for record in data if isinstance(record, dict)]
     return []
+
+
+def _key(exchange: Exchange) -> int | None:
+    """The X-API-Key as sent, hashed (the recorded one is redacted; two keys must not look alike)."""
+    if exchange.raw_request is None:
+        return None  # sent by Schemathesis: only the redacted key was kept
+    value = header_value(dict(exchange.raw_request.headers), "x-api-key")
+    return hash(value) if value is not None else None
 
 
 def _project(exchange: Exchange) -> str | None:

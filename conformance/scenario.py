@@ -152,9 +152,13 @@ class ScenarioRunner:
         self.record.steps[name] = exchange
         return exchange
 
-    def _create(self, label: str, vm_id: str, **spelling: Any) -> None:
+    def _create(self, label: str, vm_id: str, *, restore_in_flight: bool = False, **spelling: Any) -> None:
         backup_id = self._submit(label, vm_id, **spelling)
         if backup_id is not None:
+            if restore_in_flight and self.settings.restores_allowed:
+                # A restore of a backup still in flight is refused with a documented code (the judge's
+                # P-CONTRACT); only with RAFF_ALLOW_RESTORE, since a server that takes it restores the VM.
+                self._probe(lambda: self.client.restore_backup(backup_id))
             # While it is in flight, the VM's older points keep their state (the judge's P-STABLE).
             self._probe(lambda: self.client.list_backups(vm_id=vm_id, limit=1000))
             self._await(label, backup_id)
@@ -265,7 +269,7 @@ class ScenarioRunner:
             self._do(step, functools.partial(c.reset_backup_chain, a, **kwargs), "resetBackupChain")
         self._in_flight_reset()
         self._probe_reads(a)
-        self._create("A6", a, **spelled["A6"])
+        self._create("A6", a, restore_in_flight=True, **spelled["A6"])
         if b:
             self._create("B2", b)
             self._do("list_B_after", lambda: c.list_backups(vm_id=b, limit=1000), "listBackups")
@@ -405,6 +409,13 @@ class ScenarioRunner:
             lambda: c.list_backups(vm_id=invisible, limit=1000, project_id=None),
             "listBackups",
         )
+        # Another account's key sees none of the run's backups (the judge's P-SCOPE, RC-20): reads only.
+        other_key, first = self.settings.other_account_api_key, self.record.ids.get("A1")
+        if other_key:
+            self._probe(lambda: c.list_backups(limit=1000, api_key=other_key, project_id=None))
+            self._probe(lambda: c.list_backups(vm_id=a, limit=1000, api_key=other_key, project_id=None))
+            if first is not None:
+                self._probe(lambda: c.show_backup(first, api_key=other_key))
 
     def _pages(self) -> None:
         """The VM's listing again in pages (RC-18), right after the full one, before anything changes.

@@ -49,6 +49,11 @@ OPTIONS: dict[str, Option] = {
     "other_account_vm_id": Option(
         "--other-account-vm-id", "RAFF_OTHER_ACCOUNT_VM_ID", "optional VM the key's account does not own", "uuid"
     ),
+    "other_account_api_key": Option(
+        "--other-account-api-key",
+        "RAFF_OTHER_ACCOUNT_API_KEY",
+        "optional key of another account (never printed): its reads must see nothing the run created",
+    ),
     "allow_writes": Option(
         "--allow-writes",
         "RAFF_ALLOW_WRITES",
@@ -83,6 +88,7 @@ class Settings:
     second_vm_id: str | None = None
     other_project_vm_id: str | None = None
     other_account_vm_id: str | None = None
+    other_account_api_key: str | None = field(default=None, repr=False)  # a secret like api_key
     allow_writes: bool = False
     allow_restore: bool = False
     allow_production: bool = False
@@ -148,7 +154,7 @@ class Settings:
         return self.ready_timeout if self.ready_timeout is not None else (30.0 if self.is_mock else 900.0)
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.api_key,) if s)
+        return tuple(s for s in (self.api_key, self.other_account_api_key) if s)
 
     def describe(self) -> str:
         """One line for pytest's header, key redacted."""

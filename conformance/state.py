@@ -123,15 +123,17 @@ STATE_KEY = pytest.StashKey[RaffState]()
 def run_command(config: pytest.Config) -> str:
     """How to reproduce this run: the same pytest arguments, the key read from the environment."""
     args = list(config.invocation_params.args)
+    secret_flags = {option.flag: f"${option.env}" for name, option in OPTIONS.items() if name.endswith("api_key")}
     for index, arg in enumerate(args):
-        if arg == "--api-key" and index + 1 < len(args):
-            args[index + 1] = "$RAFF_API_KEY"
-        elif arg.startswith("--api-key="):
-            args[index] = "--api-key=$RAFF_API_KEY"
+        flag = arg.split("=", 1)[0]
+        if flag in secret_flags and "=" in arg:
+            args[index] = f"{flag}={secret_flags[flag]}"
+        elif index and args[index - 1] in secret_flags:
+            args[index] = secret_flags[args[index - 1]]
     env = [
         f"{option.env}={shlex.quote(os.environ[option.env])}"
         for name, option in OPTIONS.items()
-        if name != "api_key" and os.environ.get(option.env)
+        if not name.endswith("api_key") and os.environ.get(option.env)
     ]
     return " ".join([*env, "python -m pytest", *args])
 

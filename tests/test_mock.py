@@ -871,6 +871,21 @@ def _create_right_after_reset(api: Api, creds: dict[str, str]) -> object:
     return api.create(vm)["increment_id"]
 
 
+def _other_account_listing(api: Api, creds: dict[str, str]) -> object:
+    api.create(creds["RAFF_VM_ID"])
+    other = Api(api.http.base_url, creds["RAFF_OTHER_ACCOUNT_API_KEY"], None)
+    return sorted({b["account_id"] for b in other.backups()})
+
+
+def _vm_success(api: Api, creds: dict[str, str]) -> object:
+    return api.call("getVM", id=creds["RAFF_VM_ID"]).json()["success"]
+
+
+def _restore_in_flight(api: Api, creds: dict[str, str]) -> object:
+    backup = api.create(creds["RAFF_VM_ID"])["id"]
+    return api.call("restoreBackup", id=backup, check=False).status_code
+
+
 PROBES: dict[str, Probe] = {
     "reset_returns_200": _reset_status(),
     "reset_success_false": _scenario(
@@ -934,6 +949,9 @@ PROBES: dict[str, Probe] = {
     "unfiltered_listing_cancels_reset": _scenario(_reset_then_unfiltered_listing),
     "restore_ignores_project_scope": _scenario(_restore_in_other_project),
     "reset_takes_effect_late": _scenario(_create_right_after_reset),
+    "listing_shows_lower_accounts": _scenario(_other_account_listing),
+    "get_vm_success_false": _scenario(_vm_success),
+    "restore_in_flight_408": _scenario(_restore_in_flight),
 }
 # Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
 PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}

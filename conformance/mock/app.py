@@ -33,6 +33,7 @@ ERROR_LABELS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     500: "Internal Server Error",
 }
@@ -236,7 +237,8 @@ class MockApp(Starlette):
         return JSONResponse({"success": True, "message": "Backup series deleted"})
 
     async def _get_vm(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
-        return JSONResponse({"success": True, "data": self.world.get_vm(account, values["id"])})
+        success = "get_vm_success_false" not in self.defects
+        return JSONResponse({"success": success, "data": self.world.get_vm(account, values["id"])})
 
     async def _reset_backup_chain(self, account: Account | None, values: dict[str, Any], _body: Any) -> Response:
         self.world.reset_chain(account, values.get("X-Project-ID"), values["id"])

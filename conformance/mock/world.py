@@ -338,7 +338,10 @@ class World:
         with self._lock:
             if project_id is None and "unscoped_listing_ignores_vm_filter" in self.defects:
                 vm_id = None
-            owned = [b for b in self._ordered() if b.account_id == account.id]
+            if "listing_shows_lower_accounts" in self.defects:  # <= where == was meant
+                owned = [b for b in self._ordered() if b.account_id <= account.id]
+            else:
+                owned = [b for b in self._ordered() if b.account_id == account.id]
             foreign = self.vms.get(vm_id) if vm_id is not None else None
             crossing = foreign is not None and foreign.account_id != account.id
             if crossing and "vm_filter_crosses_accounts" in self.defects:
@@ -469,7 +472,8 @@ class World:
             now = self._clock()
             status = backup.status(now)
             if status != "ready":
-                raise ApiError(409, f"Backup is {status}; only a ready backup can be restored")
+                code = 408 if "restore_in_flight_408" in self.defects else 409
+                raise ApiError(code, f"Backup is {status}; only a ready backup can be restored")
             if "closed_points_not_restorable" in self.defects and self._is_closed(backup):
                 raise ApiError(409, "This restore point belongs to a closed series")
             if "closed_point_restore_refused" in self.defects and self._is_closed(backup):

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--workers 2] [--seed 20260514]
                              [--skip-sweep | --superset-only | --phase-table | --catch-rate N] [--defects NAME ...]
+    python benchmarks/run.py --pair [--pair-runs 3] [--checkout PATH] [--python PATH]
 
 1. Wall time against the clean bundled mock, default (thorough) profile: the suite's generated
    tests (test_fuzz_backups.py + test_backups_lifecycle.py), the whole suite, and the Schemathesis
@@ -20,6 +21,12 @@
    which phase (and check code) finds it.
 5. ``--catch-rate N``: the suite's generated tests, as plain pytest runs them, on N seeds per
    defect: how often the default run catches a defect that only random inputs reach.
+6. ``--pair``: issue 21's comparison in one checkout (default: this one). A is the default run
+   (``pytest -q``, the embedded mock), A-gen the same restricted to ``-m fuzz`` (the free fuzz and
+   the lifecycle tests), B plain ``schemathesis run`` on the merged contract against the mock
+   started on its own (``--checks all --max-examples 30 --seed 1``, the key and project as -H
+   headers), taken in turns, N times each. Wall and CPU (user+sys of each process, by wait4; B's
+   CPU includes its mock's, as A's includes the embedded mock's), the medians and the ratios.
 
 Prints numbers; asserts nothing.
 """
@@ -30,6 +37,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,6 +305,167 @@ def catch_rate(args: argparse.Namespace) -> None:
         print(line + (f"  missed on seeds {', '.join(map(str, missed))}" if missed else ""))
 
 
+# -- pair: the default run (A) versus plain Schemathesis (B), wall and CPU ---------------------------
+
+PAIR_B_ARGS = ("--checks", "all", "--max-examples", "30", "--seed", "1")  # issue 21's measurement of B
+
+
+@dataclass
+class Timed:
+    """One process: wall seconds from start to exit, CPU seconds (user+sys, reaped children included)."""
+
+    wall_s: float
+    cpu_s: float
+    exit_code: int
+    output: str
+
+
+def run_timed(command: list[str], *, cwd: Path, env: dict[str, str]) -> Timed:
+    """Run ``command`` to its end; its own rusage by wait4, so a concurrent process never counts."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            raise
+        wall = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(0)
+        return Timed(wall, usage.ru_utime + usage.ru_stime, process.returncode, out.read())
+
+
+@contextlib.contextmanager
+def timed_mock(python: str, checkout: Path) -> Iterator[tuple[dict[str, str], list[float]]]:
+    """``python -m conformance.mock --port 0`` of ``checkout``; yields its RAFF_* credentials and a
+    list that holds the mock's CPU seconds (startup included) once it has stopped.
+
+    Its output goes to a file rather than a pipe: nobody reads a pipe after the credentials, and a
+    full one would stall the mock in the middle of B's run."""
+    cpu: list[float] = []
+    with tempfile.NamedTemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            [python, "-m", "conformance.mock", "--port", "0"],
+            cwd=checkout,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            credentials: dict[str, str] = {}
+            deadline = time.monotonic() + 60
+            while "RAFF_OTHER_ACCOUNT_VM_ID" not in credentials:  # the mock prints this one last
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the mock did not start: {Path(out.name).read_text()[-500:]}")
+                time.sleep(0.05)
+                for line in Path(out.name).read_text().splitlines():
+                    if line.startswith("export "):
+                        name, _, value = line.removeprefix("export ").strip().partition("=")
+                        credentials[name] = value.strip("'\"")
+            yield credentials, cpu
+        finally:
+            process.terminate()
+            try:
+                _, _, usage = os.wait4(process.pid, 0)
+                cpu.append(usage.ru_utime + usage.ru_stime)
+            except ChildProcessError:
+                pass
+            process.returncode = 0
+
+
+@dataclass
+class PairRow:
+    kind: str  # "A", "A-gen" or "B"
+    run: Timed
+    mock_cpu_s: float = 0.0  # B only: its mock process (A's mock runs inside the pytest process)
+
+    @property
+    def cpu_s(self) -> float:
+        return self.run.cpu_s + self.mock_cpu_s
+
+    @property
+    def requests(self) -> str:
+        """What the run says it sent: the suite's "requests sent", Schemathesis' generated cases."""
+        pattern = r"requests sent: (\d+)" if self.kind != "B" else r"(\d+) generated"
+        found = re.findall(pattern, self.run.output)
+        return f"{found[-1]} {'requests' if self.kind != 'B' else 'cases'}" if found else "?"
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def pair(args: argparse.Namespace) -> None:
+    """A, A-gen and B in turns, ``--pair-runs`` times each, in one checkout; medians and ratios."""
+    checkout = Path(args.checkout).resolve()
+    venv_python = checkout / ".venv" / "bin" / "python"
+    python = args.python or (str(venv_python) if venv_python.exists() else sys.executable)
+    with open("/proc/loadavg", encoding="ascii") as load:
+        loadavg = " ".join(load.read().split()[:3])
+    print(
+        f"== Pair (issue 21): checkout {checkout}, python {python}; {args.pair_runs} runs each, in turns;"
+        f" {os.cpu_count()} cores, load average {loadavg} at start =="
+    )
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # No .pyc is written: A re-compiles the checkout and pytest re-rewrites every module of its
+        # plugin packages (schemathesis, hypothesis, conformance) on every run; B's site-packages
+        # were compiled at install.
+        print("note: PYTHONDONTWRITEBYTECODE is set (A pays compiling and assertion rewriting on every run)")
+    rows: list[PairRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "merged.yaml"
+        made = run_timed(
+            [python, "-m", "conformance.cli", "contract", "--merged", "-o", str(spec)], cwd=checkout, env=clean_env()
+        )
+        if made.exit_code != 0:
+            raise SystemExit(f"raff-conformance contract --merged failed: {made.output[-500:]}")
+        suite = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        for n in range(1, args.pair_runs + 1):
+            for kind in ("A", "B", "A-gen"):
+                with tempfile.TemporaryDirectory() as reports:
+                    if kind == "B":
+                        with timed_mock(python, checkout) as (credentials, mock_cpu):
+                            command = [
+                                python, "-m", "schemathesis.cli", "run", str(spec),
+                                "--url", credentials["RAFF_BASE_URL"],
+                                "-H", f"X-API-Key: {credentials['RAFF_API_KEY']}",
+                                "-H", f"X-Project-ID: {credentials['RAFF_PROJECT_ID']}",
+                                *PAIR_B_ARGS, "--no-color",
+                            ]  # fmt: skip
+                            run = run_timed(command, cwd=Path(reports), env=clean_env())
+                        row = PairRow(kind, run, mock_cpu[0] if mock_cpu else 0.0)
+                    else:
+                        marker = ["-m", "fuzz"] if kind == "A-gen" else []
+                        row = PairRow(
+                            kind, run_timed([*suite, *marker, f"--report-dir={reports}"], cwd=checkout, env=clean_env())
+                        )
+                rows.append(row)
+                mock = f" (schemathesis {row.run.cpu_s:5.1f} + mock {row.mock_cpu_s:4.1f})" if kind == "B" else ""
+                print(
+                    f"run {n} {kind:<5}  wall {row.run.wall_s:6.1f} s  cpu {row.cpu_s:6.1f} s{mock}"
+                    f"  exit {row.run.exit_code}  {row.requests}",
+                    flush=True,
+                )
+    medians = {
+        kind: (
+            _median([r.run.wall_s for r in rows if r.kind == kind]),
+            _median([r.cpu_s for r in rows if r.kind == kind]),
+        )
+        for kind in ("A", "A-gen", "B")
+    }
+    for kind, (wall, cpu) in medians.items():
+        print(f"median {kind:<5}  wall {wall:6.1f} s  cpu {cpu:6.1f} s")
+    b_wall, b_cpu = medians["B"]
+    for kind, goal in (("A", 2.0), ("A-gen", 1.2)):
+        wall, cpu = medians[kind]
+        label = f"{kind}/B"
+        print(f"ratio {label:<7} wall {wall / b_wall:5.2f}x  cpu {cpu / b_cpu:5.2f}x  (issue 21's goal: <= {goal:g}x)")
+    with open("/proc/loadavg", encoding="ascii") as load:
+        print(f"load average at end: {' '.join(load.read().split()[:3])}")
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -449,8 +619,22 @@ def main() -> int:
     parser.add_argument(
         "--catch-rate", type=int, metavar="N", help="only: of N seeds, how many catch each of --defects"
     )
+    parser.add_argument(
+        "--pair",
+        action="store_true",
+        help="only: the default run (and its generated part) vs plain schemathesis run, wall and CPU",
+    )
+    parser.add_argument(
+        "--pair-runs", type=int, default=3, metavar="N", help="--pair: runs of each (default: %(default)s)"
+    )
+    parser.add_argument("--checkout", default=str(ROOT), help="--pair: the checkout to measure (default: this one)")
+    parser.add_argument("--python", help="--pair: its interpreter (default: CHECKOUT/.venv/bin/python, else this one)")
     args = parser.parse_args()
     began = time.monotonic()
+    if args.pair:
+        pair(args)
+        print(f"total benchmark time: {time.monotonic() - began:.0f} s")
+        return 0
     flavours = [PLAIN, *([CONFIGURED] if MOCK_CONFIG.exists() else [])]
 
     if args.catch_rate:

@@ -63,7 +63,7 @@ from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.openapi.checks import EnsureResourceAvailability
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport
+from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport, SameHostRedirectsSession
 
 from conformance.checks import exchange_from_schemathesis
 from conformance.client import RaffClient, RateLimiter, WaitTimeout
@@ -336,13 +336,16 @@ class ObservedTransport(RequestsTransport):
         # on it later applies here as well.
         self._serializers = REQUESTS_TRANSPORT._serializers
         self._recorder = recorder
+        # One session for all cases: keep-alive connections instead of a new TCP connection per case
+        # (Schemathesis opens and closes a session per call when given none).
+        self._session = SameHostRedirectsSession()
 
     def send(self, case: Case, *, session: Any = None, **kwargs: Any) -> Response:
         self._recorder.limiter_acquire()
         STOP.check()
         WRITES.sent(case.method)
         try:
-            response = super().send(case, session=session, **kwargs)
+            response = super().send(case, session=session if session is not None else self._session, **kwargs)
         except Exception as error:
             self._recorder.on_exchange(_error_exchange(case, kwargs.get("base_url"), error))
             raise

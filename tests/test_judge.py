@@ -1,0 +1,146 @@
+"""The judge (conformance/judge.py): each property holds on a conforming exchange and breaks on a
+crafted one; what it must not judge (an unroutable path, another scope, reads far apart) it leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance.contract import load_contract
+from conformance.exchange import WRITES, Exchange
+from conformance.judge import Judge
+
+BASE = "https://staging.example.test"
+KEY, OTHER_KEY = "raff_pub_the-run", "raff_pub_another-account"
+PROJECT = "6f1a9b3e-1111-4222-8333-444455556666"
+VM = "2b1f8a4e-6f0d-4d3e-9a51-0c9d7b6e5a41"
+BACKUP = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+DATE = "Sun, 06 Dec 2026 02:44:27 GMT"
+
+
+def record(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": BACKUP, "account_id": "0000acc0-0000-4000-8000-000000000001", "project_id": PROJECT,
+        "product_vm": VM, "name": "raffconf-1", "storage_size": 20480, "status": "pending",
+        "increment_id": 0, "created_at": "2026-12-06T02:44:27Z", "region": "us-east", **fields,
+    }
+
+
+def sent(operation_id: str, method: str, path: str, status: int, body: Any = None, *, key: str = KEY,
+         headers: dict[str, str] | None = None, json: Any = None, params: Any = None) -> Exchange:
+    request = httpx.Request(method, f"{BASE}{path}", params=params, json=json,
+                            headers={"X-API-Key": key, "X-Project-ID": PROJECT, **(headers or {})})
+    WRITES.sent(method)
+    response = httpx.Response(status, json=body, headers={"Date": DATE}, request=request)
+    return Exchange.from_httpx(response, operation_id)
+
+
+def create(judge: Judge, **fields: Any) -> None:
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 202, {"success": True, "data": record(**fields)},
+                   json={"vm_id": VM, "name": "raffconf-1"}))
+
+
+def get(judge: Judge, code: int = 200, *, key: str = KEY, path_id: str = BACKUP, **fields: Any) -> None:
+    body = {"success": True, "data": record(**fields)} if code == 200 else {"error": "Not Found", "message": "x"}
+    judge.see(sent("getBackup", "GET", f"/api/v1/backups/{path_id}", code, body, key=key))
+
+
+def listing(judge: Judge, records: list[dict[str, Any]], total: int | None = None, *, key: str = KEY,
+            params: Any = None) -> None:
+    body = {"success": True, "data": records, "total": len(records) if total is None else total}
+    judge.see(sent("listBackups", "GET", "/api/v1/backups", 200, body, key=key, params=params or {"vm_id": VM}))
+
+
+def breaches(judge: Judge) -> list[str]:
+    return sorted({finding.check for finding in judge.findings})
+
+
+@pytest.fixture
+def judge() -> Judge:
+    return Judge(load_contract())
+
+
+def test_judge__conforming_history_breaks_nothing(judge: Judge) -> None:
+    create(judge)
+    get(judge, status="creating")
+    get(judge, status="ready")
+    listing(judge, [record(status="ready")])
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202,
+                   {"success": True, "message": "queued"}))
+    get(judge, status="ready")
+    assert judge.findings == []
+    assert all(judge.judged[p] for p in ("P-CONTRACT", "P-ROUND-TRIP", "P-STABLE", "P-FOUND", "P-TOTALS"))
+
+
+def test_judge__contract_on_every_answer(judge: Judge) -> None:
+    get(judge, created_at="2026-12-06T02:44:27")  # no offset: not an RFC 3339 date-time
+    assert breaches(judge) == ["P-CONTRACT"]
+
+
+def test_judge__unroutable_path_is_not_judged(judge: Judge) -> None:
+    judge.see(sent("resetBackupChain", "POST", "/api/v1/vms/%2e%2e/backups/reset-chain", 405, {"detail": "no"}))
+    assert judge.findings == [] and judge.judged["P-CONTRACT"] == 0
+
+
+def test_judge__round_trip_and_stable_fields(judge: Judge) -> None:
+    create(judge)
+    get(judge, name="raffconf-")  # truncated
+    get(judge, status="ready", storage_size=20480)
+    listing(judge, [record(status="ready", storage_size=20)])  # another unit in one view
+    assert breaches(judge) == ["P-ROUND-TRIP", "P-STABLE"]
+
+
+def test_judge__status_never_goes_back(judge: Judge) -> None:
+    create(judge)
+    get(judge, status="ready")
+    get(judge, status="creating")
+    assert breaches(judge) == ["P-STABLE"]
+
+
+def test_judge__listed_backup_is_found_unless_something_could_remove_it(judge: Judge) -> None:
+    create(judge)
+    listing(judge, [record()])
+    get(judge, 404, key=OTHER_KEY)  # another key: a 404 is right
+    assert judge.findings == []
+    get(judge, 404)
+    assert breaches(judge) == ["P-FOUND"]
+
+
+def test_judge__first_backup_after_reset_is_a_baseline(judge: Judge) -> None:
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202, {"success": True}))
+    create(judge, increment_id=None)
+    get(judge, increment_id=2)
+    assert breaches(judge) == ["P-BASELINE"]
+
+
+def test_judge__pages_and_totals(judge: Judge) -> None:
+    listing(judge, [record()], total=0)
+    listing(judge, [record(), record(id="11111111-0d44-4b50-8888-8dd25736052a")], params={"limit": 1})
+    listing(judge, [], total=9, params={"limit": 0})  # an empty page by request says nothing
+    assert breaches(judge) == ["P-TOTALS"] and len(judge.findings) == 2
+
+
+def test_judge__equivalent_reads_answer_alike_only_back_to_back(judge: Judge) -> None:
+    get(judge)
+    get(judge, 404, path_id=BACKUP.upper())
+    assert breaches(judge) == ["P-EQUIVALENT"]
+    judge = Judge(load_contract())
+    get(judge)
+    judge.see(sent("getVM", "GET", f"/api/v1/vms/{VM}", 200, {"success": True, "data": {"id": VM}}))
+    get(judge, 404, path_id=BACKUP.upper())  # not right after its plain twin: not compared
+    assert "P-EQUIVALENT" not in breaches(judge)
+
+
+def test_judge__success_flag_and_other_key(judge: Judge) -> None:
+    create(judge)
+    judge.see(sent("getVM", "GET", f"/api/v1/vms/{VM}", 200, {"success": False, "data": {"id": VM}}))
+    listing(judge, [record()], key=OTHER_KEY)
+    assert {"P-SCOPE", "P-SUCCESS"} <= set(breaches(judge))  # (the bare VM body breaks P-CONTRACT too)
+
+
+def test_judge__created_at_by_the_servers_clock(judge: Judge) -> None:
+    create(judge, created_at="2026-12-06T03:44:27Z")  # an hour after the Date of its own answer
+    get(judge, status="ready", created_at="2026-12-06T03:44:27Z")
+    assert breaches(judge) == ["P-TIMESTAMPS"]

@@ -181,7 +181,7 @@ def response_schema_conformance(contract: Contract, exchange: Exchange, requirem
             f"is not JSON: {_short(body)}",
             check="response_schema_conformance",
         )
-    validator = jsonschema.Draft4Validator(_nullable_to_draft4(schema), format_checker=jsonschema.FormatChecker())
+    validator = _validator(contract, exchange.operation_id, exchange.status, schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(exchange.response_body))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(root)"
@@ -192,6 +192,20 @@ def response_schema_conformance(contract: Contract, exchange: Exchange, requirem
             f"{exchange.operation_id} {exchange.status}: at {where}: {error.message}",
             check="response_schema_conformance",
         )
+
+
+_VALIDATORS: dict[tuple[int, str, int], jsonschema.Draft4Validator] = {}
+
+
+def _validator(contract: Contract, operation_id: str, status: int, schema: Any) -> jsonschema.Draft4Validator:
+    """One validator per response of the contract: every exchange is validated (conformance.judge),
+    and building one (the draft-4 rewrite of the schema included) costs more than using it."""
+    key = (id(contract), operation_id, status)
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = jsonschema.Draft4Validator(
+            _nullable_to_draft4(schema), format_checker=jsonschema.FormatChecker()
+        )
+    return _VALIDATORS[key]
 
 
 def error_body(contract: Contract, exchange: Exchange, requirement: str | None) -> None:

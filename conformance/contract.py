@@ -65,6 +65,7 @@ class Contract:
     published_sha256: str
     overlay_sha256: str
     _ops: dict[str, Operation] = field(default_factory=dict)
+    _schemas: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ops = {op.operation_id: op for op in iter_operations(self.merged)}
@@ -120,7 +121,16 @@ class Contract:
         return [str(key).lower() for key in self.resolve(response).get("content", {})]
 
     def response_schema(self, operation_id: str, status: int | str) -> dict[str, Any] | None:
-        """The JSON schema of the documented response body (``$ref``s resolved), if any."""
+        """The JSON schema of the documented response body (``$ref``s resolved), if any.
+
+        Resolved once per response (every exchange of a run is checked): callers must not mutate it.
+        """
+        key = (operation_id, str(status))
+        if key not in self._schemas:
+            self._schemas[key] = self._response_schema(operation_id, status)
+        return self._schemas[key]
+
+    def _response_schema(self, operation_id: str, status: int | str) -> dict[str, Any] | None:
         responses = self._ops[operation_id].definition.get("responses", {})
         response = responses.get(str(status))
         if response is None:

@@ -94,6 +94,10 @@ class Judge:
     _reads: dict[tuple[Any, ...], tuple[int, Exchange, Any]] = field(default_factory=dict)
     _accepted_creates: dict[tuple[Any, ...], Exchange] = field(default_factory=dict)
     _previous: Exchange | None = None  # the exchange seen just before the current one
+    # P-TOTALS: per listing (query but offset, key, write count), each backup's offset and page
+    _paged: dict[tuple[Any, ...], dict[str, tuple[int, Exchange]]] = field(default_factory=dict)
+    # P-STABLE for backups the run did not create: the fields of each as first seen ready
+    _others: dict[str, dict[str, tuple[Any, Exchange]]] = field(default_factory=dict)
     _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,7 +127,7 @@ class Judge:
                 self._removals += 1
             if operation == "resetBackupChain" and 200 <= status < 300:
                 self._reset_pending.add(params.get("id", "").lower())
-            if operation in ("getBackup", "restoreBackup") and 200 <= status < 300:
+            if operation in ("getBackup", "restoreBackup", "getVM") and 200 <= status < 300:
                 self._identity(exchange, body, params.get("id", ""))
             if operation == "getBackup" and status in (200, 404):
                 self._found(exchange, params.get("id", "").lower())
@@ -176,7 +180,7 @@ class Judge:
             self._report(
                 "P-IDENTITY",
                 f"{exchange.operation_id} {path_id}",
-                f"{exchange.operation_id} of one backup describes another",
+                f"{exchange.operation_id} of one resource describes another",
                 f"{exchange.method} {exchange.url} answered {exchange.status} describing backup {data['id']}, "
                 f"not {path_id}, the backup its path names.",
                 [exchange],
@@ -216,6 +220,7 @@ class Judge:
         backup_id = record.get("id")
         known = self._known.get(str(backup_id).lower()) if backup_id is not None else None
         if known is None:
+            self._other_view(exchange, record)
             return
         trail = [known.created, exchange] if exchange is not known.created else [exchange]
         self.judged["P-ROUND-TRIP"] += 1
@@ -281,6 +286,29 @@ class Judge:
                 first, where = known.ready_size
                 self._changed(known, "storage_size", first, record["storage_size"], where, exchange)
 
+    def _other_view(self, exchange: Exchange, record: dict[str, Any]) -> None:
+        """A backup the run did not create (a legacy one, another VM's): once seen ready, every view
+        that shows it ready shows the same fixed fields and increment_id (null included)."""
+        if record.get("status") != "ready" or not isinstance(record.get("id"), str):
+            return
+        seen = self._others.setdefault(record["id"].lower(), {})
+        self.judged["P-STABLE"] += 1
+        for name in (*FIXED_FIELDS, "increment_id"):
+            if name not in record:
+                continue
+            if name not in seen:
+                seen[name] = (record[name], exchange)
+            elif not _same(name, record[name], seen[name][0]):
+                before, first = seen[name]
+                self._report(
+                    "P-STABLE",
+                    f"{record['id']} {name}",
+                    f"a backup's {name} differs between views",
+                    f"backup {record['id']}: {name} {before!r} in {_where(first)}, then {record[name]!r} in "
+                    f"{_where(exchange)}, both showing it ready.",
+                    [first, exchange],
+                )
+
     def _changed(self, known: Known, name: str, before: Any, after: Any, first: Exchange, now: Exchange) -> None:
         self._report(
             "P-STABLE",
@@ -320,6 +348,9 @@ class Judge:
                 self._listed[record["id"].lower()] = (self._removals, key, project)
         query = parse_qs(urlsplit(exchange.url).query)
         limit, offset = _int(query.get("limit"), 50), _int(query.get("offset"), 0)
+        self._filters(exchange, data, query)
+        if limit is not None and offset is not None and limit >= 0 and offset >= 0:
+            self._repeats(exchange, data, query, offset)
         if not isinstance(total, int) or limit is None or offset is None or limit < 0 or offset < 0:
             return
         self.judged["P-TOTALS"] += 1
@@ -350,6 +381,51 @@ class Judge:
                 f"it should be {expected}.",
                 [exchange],
             )
+
+    def _filters(self, exchange: Exchange, data: list[Any], query: dict[str, list[str]]) -> None:
+        """Every backup of a listing matches its filters: vm_id as product_vm, X-Project-ID as project_id."""
+        wanted = {"product_vm": (query.get("vm_id") or [None])[-1], "project_id": _project(exchange)}
+        wanted = {name: value.lower() for name, value in wanted.items() if isinstance(value, str) and _is_uuid(value)}
+        if not wanted:
+            return
+        self.judged["P-FILTERS"] += 1
+        for record in data:
+            if not isinstance(record, dict):
+                continue
+            for name, value in wanted.items():
+                shown = record.get(name)
+                if isinstance(shown, str) and shown.lower() != value:
+                    self._report(
+                        "P-FILTERS",
+                        f"{_canonical(exchange)} {name}",
+                        f"a listing shows a backup its filter excludes ({name})",
+                        f"{_where(exchange)} asked for {name} {value}, and lists backup {record.get('id')} "
+                        f"with {name} {shown}.",
+                        [exchange],
+                    )
+
+    def _repeats(self, exchange: Exchange, data: list[Any], query: dict[str, list[str]], offset: int) -> None:
+        """Pages of one listing, in one state, never show a backup twice (at two offsets)."""
+        rest = tuple(sorted((k, tuple(v)) for k, v in query.items() if k != "offset"))
+        key = (rest, _key(exchange), _project(exchange), exchange.writes_seen)
+        seen = self._paged.setdefault(key, {})
+        self.judged["P-TOTALS"] += 1
+        for position, record in enumerate(data):
+            backup_id = str(record.get("id", "")).lower() if isinstance(record, dict) else ""
+            if not backup_id:
+                continue
+            where = offset + position
+            if backup_id in seen and seen[backup_id][0] != where and seen[backup_id][1] is not exchange:
+                first = seen[backup_id][1]
+                self._report(
+                    "P-TOTALS",
+                    f"repeat {rest}",
+                    "two pages of one listing show the same backup",
+                    f"backup {backup_id} is on {_where(first)} and again on {_where(exchange)}, "
+                    "with nothing written between: pages split the listing without repeats.",
+                    [first, exchange],
+                )
+            seen.setdefault(backup_id, (where, exchange))
 
     def _equivalent_read(self, exchange: Exchange, body: Any) -> None:
         """Two reads that name the same thing, sent with nothing written between, answer alike."""
@@ -537,6 +613,10 @@ def _one_segment(value: str) -> bool:
     segment, no slash once percent-decoded. Anything else may route elsewhere, or nowhere."""
     decoded = unquote(value)
     return decoded not in ("", ".", "..") and "/" not in decoded
+
+
+def _is_uuid(value: str) -> bool:
+    return UUID_TEXT.fullmatch(value) is not None
 
 
 def _same(name: str, a: Any, b: Any) -> bool:

@@ -262,6 +262,11 @@ class ScenarioRunner:
         self._do("list_A_after_second_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         self._probe_reads(a)
         self._create("A3", a, **spelled["A3"])
+        # A restore of a closed point between two points of the open series: a restore writes only
+        # the VM's disk, so A4 still follows A3 (RC-08's evidence) and series 1 stays closed.
+        if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
+            self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
+            self._wait_restored()
         self._create("A4", a, **spelled["A4"])
         # Rejected resets between A4 and A5: if any of them did reset, A5 would restart at 0.
         # They come after A4 so that a defect here cannot disturb the evidence of RC-08 and RC-16.
@@ -279,9 +284,6 @@ class ScenarioRunner:
         self._pages()
         self._equivalents()
         self._scope_probes()
-        if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
-            self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
-            self._wait_restored()
         if self._needs("delete_A3", "A3", "A4"):
             # A4 follows A3 in one series (RC-08's evidence), so A3 has a dependent.
             self._do("delete_A3", lambda: c.delete_backup(self.record.ids["A3"]), "deleteBackup")
@@ -336,6 +338,16 @@ class ScenarioRunner:
         for plain, variant in pairs:
             self._probe(plain)
             self._probe(variant)
+        # An id of one kind where another is expected names nothing (P-IDENTITY, P-FILTERS): reads only.
+        self._probe(lambda: c.show_backup(a))
+        self._probe(lambda: c.show_vm(a1))
+        self._probe(lambda: c.list_backups(vm_id=a1, limit=1000))
+        # The listing at the edges of limit, and in pages of one (P-TOTALS: at most limit, no repeats).
+        self._probe(lambda: c.list_backups(vm_id=a, limit=0))
+        full = self.record.steps.get("list_A_before_deletes")
+        total = full.response_body.get("total") if full is not None and isinstance(full.response_body, dict) else 0
+        for offset in range(min(total if isinstance(total, int) else 0, PAGES * 2) + 1):
+            self._probe(lambda offset=offset: c.list_backups(vm_id=a, limit=1, offset=offset))
 
     def _scope_probes(self) -> None:
         """Every write of a backup of ours, sent with the X-Project-ID of another project of the same

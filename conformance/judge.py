@@ -181,8 +181,8 @@ class Judge:
                 "P-IDENTITY",
                 f"{exchange.operation_id} {path_id}",
                 f"{exchange.operation_id} of one resource describes another",
-                f"{exchange.method} {exchange.url} answered {exchange.status} describing backup {data['id']}, "
-                f"not {path_id}, the backup its path names.",
+                f"{exchange.method} {exchange.url} answered {exchange.status} describing {data['id']}, "
+                f"not {path_id}, the one its path names.",
                 [exchange],
             )
 

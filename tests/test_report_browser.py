@@ -24,8 +24,9 @@ pytestmark = pytest.mark.skipif(
 )
 VIEWPORT = {"width": 1280, "height": 800}
 MIN_TESTS_COLUMN_PX = 180
-# 24 requirements, each with its row and box; one defect (closed_points_hidden) measured 18.6k px.
-MAX_HEIGHT_ONE_DEFECT_PX = 20_000
+# 30 requirements, each with its row and box, and the table of the properties every exchange is held
+# to; one defect (closed_points_hidden) measured 24.3k px (18.6k with 24 requirements, no such table).
+MAX_HEIGHT_ONE_DEFECT_PX = 27_000
 
 
 def _report(tmp_path: Path, *args: str) -> Path:

@@ -98,6 +98,8 @@ class Judge:
     _paged: dict[tuple[Any, ...], dict[str, tuple[int, Exchange]]] = field(default_factory=dict)
     # P-STABLE for backups the run did not create: the fields of each as first seen ready
     _others: dict[str, dict[str, tuple[Any, Exchange]]] = field(default_factory=dict)
+    # the whole listing (ids in order) per filter, key and write count: what each page must slice
+    _whole: dict[tuple[Any, ...], tuple[list[str], Exchange]] = field(default_factory=dict)
     _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -405,9 +407,11 @@ class Judge:
                     )
 
     def _repeats(self, exchange: Exchange, data: list[Any], query: dict[str, list[str]], offset: int) -> None:
-        """Pages of one listing, in one state, never show a backup twice (at two offsets)."""
+        """Pages of one listing, in one state, never show a backup twice (at two offsets), and each
+        page holds the backups of its slice of the whole listing taken in that state."""
         rest = tuple(sorted((k, tuple(v)) for k, v in query.items() if k != "offset"))
         key = (rest, _key(exchange), _project(exchange), exchange.writes_seen)
+        self._slice(exchange, data, query, offset)
         seen = self._paged.setdefault(key, {})
         self.judged["P-TOTALS"] += 1
         for position, record in enumerate(data):
@@ -426,6 +430,31 @@ class Judge:
                     [first, exchange],
                 )
             seen.setdefault(backup_id, (where, exchange))
+
+    def _slice(self, exchange: Exchange, data: list[Any], query: dict[str, list[str]], offset: int) -> None:
+        ids = [str(r.get("id", "")).lower() for r in data if isinstance(r, dict)]
+        body = json_value(exchange.response_body)
+        total = body.get("total") if isinstance(body, dict) else None
+        limit = _int(query.get("limit"), 50)
+        filters = tuple(sorted((k, tuple(v)) for k, v in query.items() if k not in ("offset", "limit")))
+        key = (filters, _key(exchange), _project(exchange), exchange.writes_seen)
+        if offset == 0 and isinstance(total, int) and len(ids) == total:
+            self._whole[key] = (ids, exchange)  # the whole listing, in this state
+            return
+        whole = self._whole.get(key)
+        if whole is None or limit is None or limit <= 0:
+            return
+        expected = set(whole[0][offset : offset + limit])
+        if set(ids) != expected:
+            self._report(
+                "P-TOTALS",
+                f"slice {filters}",
+                "a page is not its slice of the listing",
+                f"{_where(exchange)} lists {len(ids)} backup(s) that are not positions {offset}..{offset + limit - 1} "
+                f"of {_where(whole[1])}, taken with nothing written between: "
+                f"{sorted(set(ids) - expected) or '-'} shown instead of {sorted(expected - set(ids)) or '-'}.",
+                [whole[1], exchange],
+            )
 
     def _equivalent_read(self, exchange: Exchange, body: Any) -> None:
         """Two reads that name the same thing, sent with nothing written between, answer alike."""

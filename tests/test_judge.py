@@ -144,3 +144,12 @@ def test_judge__created_at_by_the_servers_clock(judge: Judge) -> None:
     create(judge, created_at="2026-12-06T03:44:27Z")  # an hour after the Date of its own answer
     get(judge, status="ready", created_at="2026-12-06T03:44:27Z")
     assert breaches(judge) == ["P-TIMESTAMPS"]
+
+
+def test_judge__a_page_is_its_slice_of_the_whole_listing(judge: Judge) -> None:
+    second = record(id="11111111-0d44-4b50-8888-8dd25736052a")
+    listing(judge, [record(), second], params={"vm_id": VM, "limit": 1000})
+    listing(judge, [second], total=2, params={"vm_id": VM, "limit": 1, "offset": 1})  # the right slice
+    assert judge.findings == []
+    listing(judge, [record()], total=2, params={"vm_id": VM, "limit": 1, "offset": 1})  # ties reordered
+    assert breaches(judge) == ["P-TOTALS"]

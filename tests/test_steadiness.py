@@ -191,3 +191,27 @@ def test_replay__state_changing_request_is_not_replayed() -> None:
         assert response.status_code == 202
         finding = fail("RC-01", Exchange.from_httpx(response, "resetBackupChain"), "t", "m").finding
         assert replay_confirms(finding) is None
+
+
+def test_replay__not_in_the_same_state_is_not_replayed() -> None:
+    """A step judged after later writes moved the state on is "not replayed", never "not reproduced"."""
+    with MockServer(create_app(faults=["server_errors"])) as server, _client(server) as api:
+        vm = server.credentials()["RAFF_VM_ID"]
+        glitch = next(r for r in (api.show_vm(vm) for _ in range(2)) if r.status_code == 503)
+        finding = _finding_for(api, glitch)
+        api.reset_backup_chain(vm)  # the state moved on since the answer being judged
+        assert replay_confirms(finding) is None
+
+
+def test_verdict__unreproduced_or_unexplained_failure_is_never_green() -> None:
+    from conformance.results import run_verdict
+
+    def results(findings: list[dict], outcome: str = "failed") -> dict:
+        return {"run": {}, "findings": findings, "requirements": [{"verdict": "violation"}],
+                "tests": [{"nodeid": "t", "outcome": outcome}]}
+
+    unreproduced = {"classification": "violation", "test": "t", "known": None, "confirmed": False}
+    assert run_verdict(results([unreproduced])) == "inconclusive"
+    assert run_verdict(results([{**unreproduced, "confirmed": None}])) == "violation"
+    assert run_verdict(results([])) == "inconclusive"  # a failed test with no finding the run could count
+    assert run_verdict({**results([unreproduced]), "run": {"interrupted": True}}) == "interrupted"

@@ -462,8 +462,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     if isinstance(error, ConformanceFailure):
         finding = error.finding
-        if not state.settings.is_mock:
-            finding.confirmed = replay_confirms(finding)
+        # Right after the check, on every target: only a replay in the same state can say "not reproduced".
+        finding.confirmed = replay_confirms(finding)
         record.findings.append(finding)
     converted = False
     if isinstance(error, ConformanceFailure):

@@ -73,8 +73,7 @@ class Known:
     rank: int = -1  # the furthest status seen
     ready_size: Any = None  # storage_size as first seen once ready
     baseline: bool = False  # the first create on its VM after an accepted reset
-    deleted: bool = False
-    deleted_by: Exchange | None = None
+    deleted_by: Exchange | None = None  # the delete that answered 200 for it, once there was one
     key: int | None = None  # which key created it (a hash of the key as sent)
 
 
@@ -144,7 +143,7 @@ class Judge:
                 self._scope(exchange, record)
                 self._view(exchange, record)
             if operation in ("deleteBackup", "deleteBackupChain") and status == 200:
-                self._deleted(operation, params.get("id", "").lower(), exchange)
+                self._deleted(params.get("id", "").lower(), exchange)
             self._previous = exchange
 
     # -- properties ----------------------------------------------------------------------------
@@ -510,7 +509,7 @@ class Judge:
             self._after_delete(exchange, backup_id)
         listed = self._listed.get(backup_id)
         known = self._known.get(backup_id)
-        if listed is None or (known is not None and known.deleted):
+        if listed is None or (known is not None and known.deleted_by is not None):
             return
         removals, key, project = listed
         same_scope = key is not None and key == _key(exchange) and project == _project(exchange)
@@ -530,7 +529,7 @@ class Judge:
 
     def _after_delete(self, exchange: Exchange, backup_id: str) -> None:
         known = self._known.get(backup_id)
-        if known is None or not known.deleted:
+        if known is None or known.deleted_by is None:
             return
         self.judged["P-FOUND"] += 1
         self._report(
@@ -538,13 +537,13 @@ class Judge:
             f"{backup_id} after delete",
             "a deleted backup is still found",
             f"deleteBackup of {backup_id} answered 200; {_where(exchange)} still finds it.",
-            [known.deleted_by, exchange] if known.deleted_by else [exchange],
+            [known.deleted_by, exchange],
         )
 
-    def _deleted(self, operation: str, backup_id: str, exchange: Exchange) -> None:
+    def _deleted(self, backup_id: str, exchange: Exchange) -> None:
         known = self._known.get(backup_id)
         if known is not None:
-            known.deleted, known.deleted_by = True, exchange
+            known.deleted_by = exchange
         self._listed.pop(backup_id, None)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -588,12 +587,16 @@ UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 MOVING_FIELDS = ("status", "storage_size", "price_per_hour", "increment_id", "expire_date")  # P-STABLE judges them
 
 
+def _lower_uuids(text: str) -> str:
+    return UUID_TEXT.sub(lambda m: m.group(0).lower(), text)
+
+
 def _canonical(exchange: Exchange) -> tuple[Any, ...]:
     """A read as the RFCs see it: UUIDs in any case (RFC 9562 §4), header names in any case
     (RFC 9110 §5.1), query parameters in any order. Two reads with one key name the same thing."""
     parts = urlsplit(exchange.url)
-    path = UUID_TEXT.sub(lambda m: m.group(0).lower(), parts.path)
-    query = tuple(sorted((k, UUID_TEXT.sub(lambda m: m.group(0).lower(), v)) for k, vs in
+    path = _lower_uuids(parts.path)
+    query = tuple(sorted((k, _lower_uuids(v)) for k, vs in
                          parse_qs(parts.query, keep_blank_values=True).items() for v in vs))
     # The key as sent (the recorded one is redacted, so two different keys would look alike).
     sent = exchange.raw_request.headers if exchange.raw_request is not None else exchange.request_headers
@@ -628,7 +631,7 @@ def _comparable(status: int | None, body: Any) -> Any:
         return record
 
     def text(value: Any) -> str:  # UUIDs as the same UUID, whatever case the server echoes them in
-        return UUID_TEXT.sub(lambda m: m.group(0).lower(), repr(value))
+        return _lower_uuids(repr(value))
 
     data = body.get("data")
     if isinstance(data, list):

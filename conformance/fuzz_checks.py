@@ -127,19 +127,53 @@ def _data_id(response: Response) -> str | None:
     return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
-def check_functions(names: Sequence[str] = CHECK_NAMES) -> list[CheckFunction]:
-    """The registered Schemathesis check functions with these names, in order."""
+# Checks the config switches off so that the state machine runs the suite's own version of them
+# instead (passed as additional checks; see check_functions).
+RUN_SCOPED_CHECK_NAMES: tuple[str, ...] = ("ignored_auth",)
+
+
+def check_functions(
+    names: Sequence[str] = CHECK_NAMES, *, auth_enforced: set[str] | None = None
+) -> list[CheckFunction]:
+    """The registered Schemathesis check functions with these names, in order.
+
+    With ``auth_enforced`` (one set per run), ``ignored_auth`` confirms each operation's
+    authentication once per run, as Schemathesis' own runner does: it probes an accepted request
+    without the key and with a wrong one, and once both were refused it records the operation in
+    ``CheckContext.auth_enforced_operations`` ("enforcement is a property of the operation") and
+    probes it no more. ``Case.validate_response``, which pytest tests and state machines go
+    through, passes no such set, so without this every accepted request would cost two probes
+    more than in ``schemathesis run``: half of the lifecycle's requests.
+    """
     load_all_checks()
-    return [CHECKS.get_one(name) for name in names]  # type: ignore[misc]
+    checks: list[CheckFunction] = [CHECKS.get_one(name) for name in names]  # type: ignore[misc]
+    if auth_enforced is None:
+        return checks
+    return [
+        run_scoped_ignored_auth(check, auth_enforced) if check.__name__ == "ignored_auth" else check for check in checks
+    ]
+
+
+def run_scoped_ignored_auth(builtin: CheckFunction, enforced: set[str]) -> CheckFunction:
+    """Schemathesis' ``ignored_auth`` with the run's set of operations already confirmed."""
+
+    def ignored_auth(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+        if ctx.auth_enforced_operations is None:
+            ctx.auth_enforced_operations = enforced
+        return builtin(ctx, response, case)
+
+    ignored_auth.__doc__ = builtin.__doc__
+    return ignored_auth
 
 
 def checks_config() -> dict[str, Any]:
     """The ``[checks]`` table: the suite's checks on, every other built-in off.
 
     Switching the others off in the config (not only by passing ``checks=``) also covers the
-    state machine, which validates with the configured set.
+    state machine, which validates with the configured set. ``RUN_SCOPED_CHECK_NAMES`` are off
+    here too: the suite passes its own version of each (``check_functions``).
     """
-    config: dict[str, Any] = {name: {"enabled": True} for name in CHECK_NAMES}
+    config: dict[str, Any] = {name: {"enabled": name not in RUN_SCOPED_CHECK_NAMES} for name in CHECK_NAMES}
     # max_response_time takes a number (a limit) and is off while none is set.
     config.update({name: {"enabled": False} for name in DISABLED_CHECK_NAMES if name != "max_response_time"})
     return config

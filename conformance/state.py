@@ -81,6 +81,8 @@ class RaffState:
     leftovers: list[str] = field(default_factory=list)
     property_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests_sent: int = 0
+    # Operations whose authentication generated traffic has confirmed (fuzz_checks.check_functions).
+    auth_enforced: set[str] = field(default_factory=set)
     preflight_notes: list[str] = field(default_factory=list)
     judge: Judge = field(init=False)
 

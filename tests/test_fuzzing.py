@@ -8,9 +8,13 @@ a subprocess against the bundled mock with a fixed seed, so a row fails the same
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +23,12 @@ import requests
 import schemathesis
 from schemathesis.core.failures import AcceptedNegativeData, FailureGroup, ServerError
 from schemathesis.core.transport import Response
+from schemathesis.generation.case import Case
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth, MissingHeaderNotRejected, UndefinedStatusCode
 
 from conformance.checks import exchange_from_schemathesis
 from conformance.contract import load_contract
-from conformance.fuzz_checks import CHECK_NAMES, findings_from_failures
+from conformance.fuzz_checks import CHECK_NAMES, check_functions, findings_from_failures
 from conformance.fuzzing import Targets, excluded_operations, schemathesis_config
 from conformance.report.model import validate_results
 from conformance.settings import Settings
@@ -129,7 +134,7 @@ def test_fuzzing__planted_defect_fails_and_names_requirement(
 
 
 def test_lifecycle__planted_defect_fails(tmp_path: Path) -> None:
-    # The smoke profile's three short scenarios need not reach a reset; the default profile's forty do.
+    # The smoke profile's three short scenarios need not reach a reset; the default profile's twenty do.
     code, results, output = run_modules(
         tmp_path, LIFECYCLE_MODULE, args=("--mock-defect", "reset_returns_200"), profile="thorough"
     )
@@ -292,3 +297,73 @@ def test_exchange_from_schemathesis__real_response_type() -> None:
     assert exchange.request_headers["X-Schemathesis-TestCaseId"] == case.id
     assert exchange.response_headers["x-trace"] == "a, b"
     assert exchange.is_json and exchange.elapsed_s == 0.0123
+
+
+# -- authentication probes: once per operation per run, as in schemathesis run ---------------------
+
+
+@contextlib.contextmanager
+def key_checking_server(*, enforce: bool) -> Iterator[tuple[str, list[str | None]]]:
+    """A server that answers every GET 200 with the key "k" (any key at all unless ``enforce``), else
+    401; yields its URL and the X-API-Key of every request it got."""
+    keys: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            keys.append(self.headers.get("X-API-Key"))
+            accepted = self.headers.get("X-API-Key") == "k" or not enforce
+            body = b"{}" if accepted else b'{"error": "Unauthorized"}'
+            self.send_response(200 if accepted else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", keys
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+KEY = {"X-API-Key": "k"}
+
+
+def get_vm_case(url: str) -> Case:
+    config = schemathesis.Config.from_dict({"base-url": url})
+    schema = schemathesis.openapi.from_dict(json.loads(json.dumps(load_contract().merged)), config=config)
+    return schema["/api/v1/vms/{id}"]["GET"].Case(path_parameters={"id": VM})
+
+
+def test_ignored_auth__probes_an_operation_until_confirmed_once_per_run() -> None:
+    enforced: set[str] = set()
+    (check,) = check_functions(("ignored_auth",), auth_enforced=enforced)
+    assert check.__name__ == "ignored_auth"  # failures keep the check's name (RC-13)
+    with key_checking_server(enforce=True) as (url, keys):
+        get_vm_case(url).call_and_validate(checks=[check], headers=KEY)
+        assert keys[0] == "k" and keys[1] is None and keys[2] not in (None, "k") and len(keys) == 3
+        assert enforced == {"GET /api/v1/vms/{id}"}
+        get_vm_case(url).call_and_validate(checks=[check], headers=KEY)
+        assert len(keys) == 4, "an operation confirmed in this run was probed again"
+        # Another run (another set) probes again.
+        (fresh,) = check_functions(("ignored_auth",), auth_enforced=set())
+        get_vm_case(url).call_and_validate(checks=[fresh], headers=KEY)
+        assert len(keys) == 7
+
+
+def test_ignored_auth__an_operation_that_ignores_the_key_fails_every_time() -> None:
+    enforced: set[str] = set()
+    (check,) = check_functions(("ignored_auth",), auth_enforced=enforced)
+    with key_checking_server(enforce=False) as (url, keys):
+        for _ in range(2):
+            with pytest.raises(FailureGroup) as failed:
+                get_vm_case(url).call_and_validate(checks=[check], headers=KEY)
+            assert any(isinstance(failure, IgnoredAuth) for failure in failed.value.exceptions)
+    assert not enforced, "an operation that accepted a request without the key was recorded as enforcing it"
+    assert len(keys) == 4  # each time: the request and the probe without the key that was accepted

@@ -43,11 +43,27 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 _RAFF_KEY = re.compile(r"\braff_[a-z]{2,8}_[A-Za-z0-9]{8,}")
 
 
+# Every pattern above needs one of these in the lower-cased text; a string without any of them
+# (most of a report: statuses, ids, messages) skips the regular expressions.
+_PATTERN_WORDS = ("authorization", "x-api-key", "cookie", "token", "apikey", "api_key", "api-key", "raff_")
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every secret value and credential-looking header value replaced."""
+    return _redact_text(text, _longest_first(secrets))
+
+
+def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
     # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    return tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+
+def _redact_text(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
         text = text.replace(secret, REDACTED)
+    lowered = text.lower()
+    if not any(word in lowered for word in _PATTERN_WORDS):
+        return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return _RAFF_KEY.sub(REDACTED, text)
@@ -55,17 +71,16 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
     """A copy of ``obj`` (JSON-like: dicts, lists, strings, scalars) with secrets replaced."""
-    secret_list = tuple(secrets)
-    return _redact(obj, secret_list)
+    return _redact(obj, _longest_first(secrets))
 
 
 def _redact(obj: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(obj, str):
-        return redact_text(obj, secrets)
+        return _redact_text(obj, secrets)
     if isinstance(obj, dict):
         out: dict[Any, Any] = {}
         for key, value in obj.items():
-            new_key = redact_text(key, secrets) if isinstance(key, str) else key
+            new_key = _redact_text(key, secrets) if isinstance(key, str) else key
             public = isinstance(value, str) and (value.strip() == "" or value.startswith(FAKE_KEY_PREFIX))
             if isinstance(key, str) and key.lower() in SECRET_NAMES and value is not None and not public:
                 out[new_key] = [REDACTED for _ in value] if isinstance(value, list) else REDACTED

@@ -550,9 +550,10 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
     """Backups for the pinned variant, each alone in a series so that deleting it touches nothing else.
 
     Order: the series-delete target, then the delete target, then the read/restore target, each
-    after a reset, so the first two sit in closed series of their own and the last one opens the
-    series that pinned creates extend. On a live target only with writes allowed and within the
-    run's budget (most useful roles first).
+    after a reset, and one more reset after the last, so that each sits alone in a closed series:
+    the pinned restores then restore a point that reset-chain closed (RC-07 promises it stays
+    restorable; the API exists for that), and the pinned creates start a series of their own. On a
+    live target only with writes allowed and within the run's budget (most useful roles first).
     """
     targets = Targets(project_id=settings.project_id or "", vm_id=settings.vm_id or "")
     if not settings.writes_allowed or not settings.vm_id:
@@ -585,6 +586,8 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
             break
         created.own.wait_seconds += waited
         backups[role] = backup_id
+    if backups:
+        client.reset_backup_chain(settings.vm_id)  # refused, the last target stays open: still a target
     return Targets(project_id=targets.project_id, vm_id=targets.vm_id, backups=backups)
 
 
@@ -601,9 +604,12 @@ class BackupBudgetSpent(BaseException):
 
 @dataclass
 class ScenarioFacts:
-    """What happened so far in the running lifecycle scenario (reset at each scenario's start)."""
+    """What happened so far: in the running scenario (``series_deleted``, reset at each scenario's
+    start) and in the whole lifecycle test (``creates``, ``waits_given_up``)."""
 
     series_deleted: bool = False
+    creates: int = 0  # accepted creates of the whole run (see _let_every_second_backup_get_ready)
+    waits_given_up: bool = False
 
 
 class LifecycleMachine(APIStateMachine):
@@ -650,6 +656,32 @@ class LifecycleMachine(APIStateMachine):
         super().after_call(response, case)
         if operation_id_of(case) == SERIES_DELETE and 200 <= response.status_code < 300:
             self.facts.series_deleted = True
+        if operation_id_of(case) == CREATE and 200 <= response.status_code < 300:
+            self._let_every_second_backup_get_ready(response)
+
+    def _let_every_second_backup_get_ready(self, response: Response) -> None:
+        """On the bundled mock, wait until every second created backup is ready.
+
+        A step right after a create finds the backup in flight (restore and delete answer 409), so
+        without waiting the sequences would hardly ever act on a ready backup: restore a point of a
+        closed series, delete a ready point. Waiting for half of them lets the sequences reach both
+        states. On the mock a wait costs a few reads; on a live target it takes minutes per backup,
+        so there the sequences see backups in flight only. After one wait times out (a server whose
+        backups never get ready) nothing more is waited for.
+        """
+        if not self.target.is_mock or self.facts.waits_given_up:
+            return
+        self.facts.creates += 1
+        backup_id = _data_id(_body_of(response))
+        if backup_id is None or self.facts.creates % 2:
+            return
+        try:
+            _, waited = self.client.wait_for_backup(backup_id, timeout=self.target.effective_ready_timeout)
+        except WaitTimeout as error:
+            self.facts.waits_given_up = True
+            waited = self.target.effective_ready_timeout
+            self.client.notify(f"stateful sequences: no more waits for backups to get ready, {error}")
+        self.created.own.wait_seconds += waited
 
     def validate_response(
         self, response: Response, case: Case, additional_checks: list[CheckFunction] | None = None, **kwargs: Any
@@ -669,6 +701,13 @@ class LifecycleMachine(APIStateMachine):
         # live VM never accumulates the scenario's restore points.
         self.created.own.cleanup()
         super().teardown()
+
+
+def _body_of(response: Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def lifecycle_machine(

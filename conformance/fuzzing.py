@@ -675,7 +675,7 @@ class LifecycleMachine(APIStateMachine):
         if not self.target.is_mock or self.facts.waits_given_up:
             return
         self.facts.creates += 1
-        backup_id = _data_id(_body_of(response))
+        backup_id = _data_id(_json(response))
         if backup_id is None or self.facts.creates % 2:
             return
         try:
@@ -704,13 +704,6 @@ class LifecycleMachine(APIStateMachine):
         # live VM never accumulates the scenario's restore points.
         self.created.own.cleanup()
         super().teardown()
-
-
-def _body_of(response: Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def lifecycle_machine(
@@ -807,7 +800,8 @@ def _data_id(body: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: httpx.Response | Response) -> Any:
+    """The JSON body of an httpx or a Schemathesis response, or None."""
     try:
         return response.json()
     except ValueError:

@@ -72,6 +72,7 @@ from conformance.checks import exchange_from_schemathesis
 from conformance.client import RaffClient, RateLimiter, WaitTimeout
 from conformance.contract import Contract
 from conformance.exchange import STOP, WRITES, Exchange, clean_headers
+from conformance.factory import BackupFactory
 from conformance.fuzz_checks import (
     RUN_SCOPED_CHECK_NAMES,
     check_functions,
@@ -623,6 +624,8 @@ class LifecycleMachine(APIStateMachine):
     facts: ClassVar[ScenarioFacts]
     client: ClassVar[RaffClient]
     target: ClassVar[Settings]  # not "settings": Hypothesis reads that name on state machines
+    backups: ClassVar[BackupFactory]  # waits for the created backups it lets get ready
+    run_scoped_checks: ClassVar[list[CheckFunction]]  # the runner's checks the config leaves out
 
     def setup(self) -> None:
         super().setup()
@@ -678,21 +681,16 @@ class LifecycleMachine(APIStateMachine):
         backup_id = _data_id(_json(response))
         if backup_id is None or self.facts.creates % 2:
             return
-        try:
-            _, waited = self.client.wait_for_backup(backup_id, timeout=self.target.effective_ready_timeout)
-        except WaitTimeout as error:
+        ready = self.backups.wait_ready(backup_id)  # counts the wait in the scenarios' ledger
+        if ready.timed_out:
             self.facts.waits_given_up = True
-            waited = self.target.effective_ready_timeout
-            self.client.notify(f"stateful sequences: no more waits for backups to get ready, {error}")
-        self.created.own.wait_seconds += waited
+            self.client.notify(f"stateful sequences: no more waits for backups to get ready, {ready.problem}")
 
     def validate_response(
         self, response: Response, case: Case, additional_checks: list[CheckFunction] | None = None, **kwargs: Any
     ) -> None:
         __tracebackhide__ = True
-        # The configured checks leave out the ones the suite runs in its own version (checks_config).
-        run_scoped = [check for check in self.runner.checks if check.__name__ in RUN_SCOPED_CHECK_NAMES]
-        additional_checks = [*(additional_checks or []), *run_scoped]
+        additional_checks = [*(additional_checks or []), *self.run_scoped_checks]
         try:
             super().validate_response(response, case, additional_checks=additional_checks, **kwargs)  # type: ignore[call-arg]
         except FailureGroup as group:
@@ -722,7 +720,16 @@ def lifecycle_machine(
 
     schema.hooks.register_hook_with_name(filter_failure, "filter_failure")
     generated = schema.as_state_machine()
-    attributes = {"runner": runner, "created": created, "facts": facts, "client": client, "target": settings}
+    attributes = {
+        "runner": runner,
+        "created": created,
+        "facts": facts,
+        "client": client,
+        "target": settings,
+        "backups": BackupFactory(settings, client, created.own),
+        # The configured checks leave out the ones the suite runs in its own version (checks_config).
+        "run_scoped_checks": [check for check in runner.checks if check.__name__ in RUN_SCOPED_CHECK_NAMES],
+    }
     return type("BackupsLifecycle", (LifecycleMachine, generated), attributes)
 
 

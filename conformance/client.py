@@ -69,6 +69,7 @@ class RaffClient:
         transport: httpx.BaseTransport | None = None,
         notify: Callable[[str], None] | None = None,
         poll_interval: float = 0.1,
+        trust_env: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -85,6 +86,7 @@ class RaffClient:
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "raff-conformance"},
+            trust_env=trust_env,  # environment proxies; see Settings.trust_env
         )
 
     def close(self) -> None:

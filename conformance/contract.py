@@ -23,6 +23,10 @@ PUBLISHED_PATH = SPECS_DIR / "raff-backups.openapi.yaml"
 OVERLAY_PATH = SPECS_DIR / "overlays" / "documented-behaviour.yaml"
 REQUIREMENTS_PATH = SPECS_DIR / "requirements.yaml"
 
+# libyaml's parser where PyYAML has it (its wheels do): the same documents, about ten times faster
+# than the pure-Python one, which took 0.1 s of every run's start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 Origin = Literal["published", "overlay", "undocumented"]
 
@@ -234,8 +238,13 @@ def _added_responses(match: Any, before: set[str], action: dict[str, Any]) -> li
     ]
 
 
+def read_yaml(text: str | bytes) -> Any:
+    """A YAML document as plain data, with the safe loader's rules (no tags that build objects)."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
 def load_requirements(path: Path = REQUIREMENTS_PATH) -> dict[str, Requirement]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["requirements"]
+    raw = read_yaml(path.read_text(encoding="utf-8"))["requirements"]
     return {
         req_id: Requirement(
             id=req_id,
@@ -258,8 +267,8 @@ def load_contract(
     """Load and merge the contract. Cached: callers must not mutate the returned documents."""
     published_text = published_path.read_bytes()
     overlay_text = overlay_path.read_bytes()
-    published = yaml.safe_load(published_text)
-    merged, entries = apply_overlay(published, yaml.safe_load(overlay_text))
+    published = read_yaml(published_text)
+    merged, entries = apply_overlay(published, read_yaml(overlay_text))
     return Contract(
         published=published,
         merged=merged,

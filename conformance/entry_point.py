@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if not in_suite(config):
         return
-    for name in ("conformance.plugin", "conformance.fixtures"):
+    for name in ("conformance.plugin", "conformance.fixtures", "conformance.heap"):
         if config.pluginmanager.get_plugin(name) is None:
             config.pluginmanager.import_plugin(name)  # pytest_configure is historic: theirs runs now
 

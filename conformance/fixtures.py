@@ -49,6 +49,7 @@ def _client(settings: Settings, raff_state: RaffState, limiter: RateLimiter, **o
         on_exchange=[raff_state.observe],
         notify=raff_state.say,
         poll_interval=settings.poll_interval,
+        trust_env=settings.trust_env,
     )
 
 

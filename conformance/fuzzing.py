@@ -346,6 +346,9 @@ class ObservedTransport(RequestsTransport):
         # One session for all cases: keep-alive connections instead of a new TCP connection per case
         # (Schemathesis opens and closes a session per call when given none).
         self._session = SameHostRedirectsSession()
+        # Settings.trust_env: not for the bundled mock. Not consulting the environment also spares
+        # requests' per-call proxy lookup there, 0.2-0.5 ms of a 1.4-1.9 ms round trip.
+        self._session.trust_env = recorder.backups.settings.trust_env
 
     def send(self, case: Case, *, session: Any = None, **kwargs: Any) -> Response:
         self._recorder.limiter_acquire()

@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import yaml
-
 from conformance.checks import ConformanceFailure, Finding, conforms, json_value
-from conformance.contract import SPECS_DIR, Contract
+from conformance.contract import SPECS_DIR, Contract, read_yaml
 from conformance.exchange import Exchange, header_value
 
 PROPERTIES_PATH = SPECS_DIR / "properties.yaml"
@@ -52,7 +50,7 @@ class Property:
 
 
 def load_properties(path: Path = PROPERTIES_PATH) -> dict[str, Property]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["properties"]
+    raw = read_yaml(path.read_text(encoding="utf-8"))["properties"]
     return {
         pid: Property(pid, " ".join(entry["statement"].split()), entry["source"], entry["requirement"])
         for pid, entry in raw.items()

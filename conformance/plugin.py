@@ -463,7 +463,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(error, ConformanceFailure):
         finding = error.finding
         # Right after the check, on every target: only a replay in the same state can say "not reproduced".
-        finding.confirmed = replay_confirms(finding)
+        finding.confirmed = replay_confirms(finding, trust_env=state.settings.trust_env)
         record.findings.append(finding)
     converted = False
     if isinstance(error, ConformanceFailure):
@@ -570,7 +570,7 @@ def _per_requirement(finding: Finding, requirements: list[str]) -> list[Finding]
     return [dataclasses.replace(finding, requirement=req) for req in requirements]
 
 
-def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
+def replay_confirms(finding: Finding, timeout: float = 30.0, *, trust_env: bool = True) -> bool | None:
     """Send the finding's last request once more, in the same state: does the server answer alike?
 
     A replay shows flakiness only when it meets the state the original met: so only a request that
@@ -587,7 +587,7 @@ def replay_confirms(finding: Finding, timeout: float = 30.0) -> bool | None:
         return None
     WRITES.sent(request.method)  # a refused write sent again is still a write to the state's count
     try:
-        with httpx.Client(timeout=timeout) as replayer:
+        with httpx.Client(timeout=timeout, trust_env=trust_env) as replayer:
             again = replayer.send(request)
     except httpx.HTTPError:
         return exchange.status is None  # the transport failed again, or did not this time

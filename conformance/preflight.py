@@ -69,7 +69,9 @@ def check_target(settings: Settings, *, timeout: float = 15.0) -> list[str]:
     notes: list[str] = []
     base = (settings.base_url or "").rstrip("/")
     key_headers = {"X-API-Key": settings.api_key or "", "Accept": "application/json"}
-    with httpx.Client(base_url=base, timeout=httpx.Timeout(timeout, connect=5.0)) as http:
+    with httpx.Client(
+        base_url=base, timeout=httpx.Timeout(timeout, connect=5.0), trust_env=settings.trust_env
+    ) as http:
         # The key and the project, with one harmless read.
         project_headers = {**key_headers, "X-Project-ID": settings.project_id or ""}
         listing = _get(http, settings, "/api/v1/backups", headers=project_headers, params={"limit": 1})

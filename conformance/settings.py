@@ -118,6 +118,15 @@ class Settings:
         return self.embedded_mock or not self.base_url
 
     @property
+    def trust_env(self) -> bool:
+        """Whether HTTP clients take proxies, netrc and CA bundles from the environment.
+
+        Not for the bundled mock: this run started it on loopback, and an HTTP_PROXY without a
+        NO_PROXY for 127.0.0.1 (common behind a company proxy) would send its traffic away.
+        """
+        return not self.is_mock
+
+    @property
     def is_loopback(self) -> bool:
         if not self.base_url:
             return True  # the bundled mock will be started on loopback

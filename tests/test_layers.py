@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("http", {"exchange", "client", "ledger"}),
     ("judging", {"checks", "judge", "fuzz_checks", "state"}),
     ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results"}),
-    ("pytest", {"entry_point", "plugin", "fixtures", "terminal", "cli", "tests"}),
+    ("pytest", {"entry_point", "plugin", "fixtures", "heap", "terminal", "cli", "tests"}),
 ]
 BESIDE = {"mock": {"contract", "mock"}, "report": {"report"}}
 

@@ -118,3 +118,35 @@ def test_plugin__xdist_gives_serial_verdicts(tmp_path: Path) -> None:
     # RC-23, RC-24 and RC-25 are judged by the generated traffic only, which these files leave out.
     generated_only = ("RC-23", "RC-24", "RC-25")
     assert {verdict for req, verdict in serial.items() if req not in generated_only} <= {"pass", "spec_gap"}
+
+
+def test_plugin__environment_proxy_is_not_used_for_the_bundled_mock(tmp_path: Path) -> None:
+    """Behind a company proxy (HTTP_PROXY set, no NO_PROXY for loopback) plain ``pytest`` still reaches
+    the mock it started: the suite's client, the preflight and Schemathesis' generated requests."""
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    completed = run_pytest(
+        tmp_path, {"HTTP_PROXY": dead_proxy, "http_proxy": dead_proxy},
+        "conformance/tests/test_fuzz_backups.py", "-k", "negative or reset_chain__free",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert " passed" in completed.stdout
+
+
+def test_plugin__freezes_the_heap_only_in_its_own_process(tmp_path: Path) -> None:
+    """``gc.freeze()`` (conformance/heap.py) in a run that pytest's command started, never inside a
+    program that calls ``pytest.main()`` and lives on (what is frozen stays in its memory for good)."""
+    (tmp_path / "freezecount.py").write_text(
+        "import gc\n\ndef pytest_sessionfinish(session):\n    print('frozen:', gc.get_freeze_count())\n"
+    )
+    args = ["conformance/tests/test_reset_chain_negative.py", "--collect-only", "-q", "-s", "-p", "freezecount",
+            "-p", "no:cacheprovider"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(tmp_path)}
+
+    def frozen(command: list[str]) -> int:
+        completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        counts = [line.split()[-1] for line in completed.stdout.splitlines() if line.startswith("frozen:")]
+        assert completed.returncode == 0 and counts, completed.stdout[-2000:] + completed.stderr[-2000:]
+        return int(counts[-1])
+
+    assert frozen([sys.executable, "-m", "pytest", *args]) > 10_000
+    assert frozen([sys.executable, "-c", f"import pytest; pytest.main({args!r})"]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -155,3 +156,13 @@ def test_budget__loopback_server_is_not_the_mock(tmp_path: Path, server: dict[st
     assert _backup_ids(server) == before
     verdicts = {req["id"]: req["verdict"] for req in results["requirements"]}
     assert verdicts["RC-09"] != "skipped", "the second VM was set: the scenario must use it"
+
+
+def test_preflight__live_target_goes_through_the_environment_proxy(tmp_path: Path, server: dict[str, str]) -> None:
+    """A server this run did not start is reached the way the environment says (its proxy), unlike the
+    bundled mock: with a proxy that does not answer, the run stops at the preflight."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    line = _usage_line(_run(tmp_path, server, HTTP_PROXY=dead_proxy, http_proxy=dead_proxy))
+    assert "cannot be reached" in line

@@ -23,7 +23,12 @@ BODY_LIMIT = 2000  # CI log viewers choke on huge bodies; the HTML report has th
 
 
 def render_junit(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
-    clean = redact(dict(results), secrets)
+    """JUnit XML for ``results`` (redacted before rendering)."""
+    return junit_from_redacted(redact(dict(results), secrets))
+
+
+def junit_from_redacted(clean: Mapping[str, Any]) -> str:
+    """JUnit XML for results that ``redact`` has already cleaned (``write_reports`` cleans once for all three)."""
     run = clean.get("run") or {}
     strict = bool(run.get("strict_spec"))
     findings_by_id = {f["id"]: f for f in clean.get("findings") or []}

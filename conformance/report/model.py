@@ -7,6 +7,7 @@ Field names are part of the contract with the plugin: rename nothing without bum
 ``SCHEMA_VERSION``.
 """
 
+import functools
 import types
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -304,6 +305,11 @@ def classify_test(
 # --- validation ---
 
 
+@functools.cache  # get_type_hints evaluates every annotation again on each call: once per record otherwise
+def _type_hints(tp: Any) -> dict[str, Any]:
+    return get_type_hints(tp)
+
+
 def validate_results(d: Any) -> list[str]:
     """Every problem found in a loaded results.json, each naming where it is; [] when valid."""
     problems: list[str] = []
@@ -435,7 +441,7 @@ def _check(value: Any, tp: Any, path: str, problems: list[str]) -> None:
         if not isinstance(value, dict):
             problems.append(f"{here}: expected an object ({tp.__name__}), got {type(value).__name__}")
             return
-        hints = get_type_hints(tp)
+        hints = _type_hints(tp)
         for key in sorted(tp.__required_keys__ - value.keys()):
             problems.append(f"{here}: missing field {key!r}")
         for key in sorted(value.keys() - hints.keys()):

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from conformance.report.junit import render_junit
+from conformance.report.junit import junit_from_redacted
 from conformance.report.model import VERDICTS, classify_test, finding_key, validate_results
 from conformance.report.redact import redact
 
@@ -55,7 +55,10 @@ _URL = re.compile(r"(https?://[^\s;,)]+)")
 
 def render_html(results: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
     """The self-contained HTML report for ``results`` (redacted before rendering)."""
-    clean = redact(dict(results), secrets)
+    return _html_from_redacted(redact(dict(results), secrets))
+
+
+def _html_from_redacted(clean: Mapping[str, Any]) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(r=clean, v=build_view(clean))
 
@@ -71,18 +74,31 @@ def write_reports(results: Mapping[str, Any], out_dir: Path, secrets: Iterable[s
         "junit": out_dir / "junit.xml",
     }
     paths["json"].write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["html"].write_text(render_html(clean, secrets), encoding="utf-8")
-    paths["junit"].write_text(render_junit(clean, secrets), encoding="utf-8")
+    paths["html"].write_text(_html_from_redacted(clean), encoding="utf-8")
+    paths["junit"].write_text(junit_from_redacted(clean), encoding="utf-8")
     return paths
 
 
 # --- Jinja environment and filters (text in, text out: escaping stays with Jinja) ---
 
 
+def _template_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: compiling report.html.j2 took 0.25 s of every run's end.
+
+    Jinja's per-user directory under the system's temporary one, each entry keyed by the template's
+    source. Where that directory cannot be made (a read-only or shared /tmp), templates compile per run.
+    """
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @functools.cache  # compiling the template is most of a render's cost; the environment holds no run state
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        bytecode_cache=_template_cache(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,  # a misspelt field fails the render instead of vanishing
         trim_blocks=True,

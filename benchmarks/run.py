@@ -462,6 +462,16 @@ def pair(args: argparse.Namespace) -> None:
         wall, cpu = medians[kind]
         label = f"{kind}/B"
         print(f"ratio {label:<7} wall {wall / b_wall:5.2f}x  cpu {cpu / b_cpu:5.2f}x  (issue 21's goal: <= {goal:g}x)")
+    # The same work of B took 6.4-9.4 s over one session's turns: a slow spell of the machine moves A, A-gen and
+    # B of the same turn together, so the ratio within each turn is the steadier figure.
+    turns = [{r.kind: r for r in rows[i : i + 3]} for i in range(0, len(rows), 3)]
+    for kind in ("A", "A-gen"):
+        walls = [turn[kind].run.wall_s / turn["B"].run.wall_s for turn in turns]
+        cpus = [turn[kind].cpu_s / turn["B"].cpu_s for turn in turns]
+        print(
+            f"per turn {kind + '/B':<7} wall {' '.join(f'{x:.2f}' for x in walls)}  (median {_median(walls):.2f}x);"
+            f" cpu median {_median(cpus):.2f}x"
+        )
     with open("/proc/loadavg", encoding="ascii") as load:
         print(f"load average at end: {' '.join(load.read().split()[:3])}")
 

@@ -82,6 +82,21 @@ def header_value(headers: Mapping[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
+def json_body(response: Any) -> Any:
+    """The JSON body of an httpx or a Schemathesis response, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def data_id(body: Any) -> str | None:
+    """``data.id`` of a parsed answer in the API's envelope, when it is a string."""
+    data = body.get("data") if isinstance(body, dict) else None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _body(content: bytes, content_type: str | None) -> Any:
     """The body as shown and checked: parsed JSON under a JSON media type, else the text."""
     if not content:

@@ -14,7 +14,7 @@ import httpx
 
 from conformance.client import RaffClient, WaitTimeout
 from conformance.contract import load_contract
-from conformance.exchange import Exchange
+from conformance.exchange import Exchange, data_id, json_body
 from conformance.ledger import Ledger
 from conformance.settings import Settings
 
@@ -58,7 +58,7 @@ class BackupFactory:
             raise BudgetSpent(f"RAFF_MAX_BACKUPS={self.settings.max_backups} is spent; the create was not sent")
         name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
         response = self.client.create_backup(vm_id, name=name, **spelling)
-        backup_id = data_id(response)
+        backup_id = data_id(json_body(response))
         if backup_id:
             self.ledger.record(backup_id)  # before any wait or assert, so cleanup always knows it
         exchange = Exchange.from_httpx(response, "createBackup")
@@ -90,15 +90,6 @@ class BackupFactory:
         if status != "ready":
             return Ready(None, f"backup {backup_id} ended {status!r}, not 'ready'", exchange)
         return Ready(exchange)
-
-
-def data_id(response: httpx.Response) -> str | None:
-    """``data.id`` of a JSON answer, if it has one."""
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        return None
-    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
 def _status(response: httpx.Response) -> str | None:

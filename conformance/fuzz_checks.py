@@ -36,7 +36,7 @@ from schemathesis.openapi.checks import EnsureResourceAvailability
 from schemathesis.specs.openapi.checks import resource_was_deleted
 
 from conformance.checks import Classification, Finding
-from conformance.exchange import Exchange
+from conformance.exchange import Exchange, data_id, json_body
 
 # The built-in checks the suite runs: every one that applies (results.py lists them in
 # results.json). Left out on purpose: object_level_authorization (needs a second identity in
@@ -99,7 +99,7 @@ def created_backup_found(ctx: CheckContext, response: Response, case: Case) -> b
     created = ctx.internals.find_response(case_id=parent.id)
     if created is None or not 200 <= created.status_code < 300:
         return None
-    created_id = _data_id(created)
+    created_id = data_id(json_body(created))
     if created_id is None or (case.path_parameters or {}).get("id") != created_id:
         return None
     if _header(case.headers or {}, PROJECT_HEADER) != _header(parent.headers or {}, PROJECT_HEADER):
@@ -117,14 +117,6 @@ def created_backup_found(ctx: CheckContext, response: Response, case: Case) -> b
         created_with=parent.operation.label,
         not_available_with=case.operation.label,
     )
-
-
-def _data_id(response: Response) -> str | None:
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        return None
-    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
 # Checks the config switches off so that the state machine runs the suite's own version of them

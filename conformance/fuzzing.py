@@ -52,7 +52,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -71,7 +70,7 @@ from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTranspor
 from conformance.checks import exchange_from_schemathesis
 from conformance.client import RaffClient, RateLimiter, WaitTimeout
 from conformance.contract import Contract
-from conformance.exchange import STOP, WRITES, Exchange, clean_headers
+from conformance.exchange import STOP, WRITES, Exchange, clean_headers, data_id, json_body
 from conformance.factory import BackupFactory
 from conformance.fuzz_checks import (
     RUN_SCOPED_CHECK_NAMES,
@@ -361,7 +360,7 @@ class ObservedTransport(RequestsTransport):
             raise
         exchange = exchange_from_schemathesis(case, response)
         if exchange.operation_id == CREATE and exchange.status is not None and 200 <= exchange.status < 300:
-            backup_id = _data_id(exchange.response_body)
+            backup_id = data_id(exchange.response_body)
             if backup_id:
                 self._recorder.backups.record(backup_id)  # first: cleanup must know it whatever follows
         self._recorder.on_exchange(exchange)
@@ -580,7 +579,7 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
         # backup carries the run's prefix: the sweep command finds leftovers by it.
         name = None if role == "read" and settings.is_mock else f"{settings.name_prefix}-fuzz-{role}"
         response = client.create_backup(settings.vm_id, name=name)
-        backup_id = _data_id(_json(response))
+        backup_id = data_id(json_body(response))
         if backup_id is None:
             break
         created.record(backup_id)  # before the wait: cleanup must know it whatever happens next
@@ -681,7 +680,7 @@ class LifecycleMachine(APIStateMachine):
         if not self.target.is_mock or self.facts.waits_given_up:
             return
         self.facts.creates += 1
-        backup_id = _data_id(_json(response))
+        backup_id = data_id(json_body(response))
         if backup_id is None or self.facts.creates % 2:
             return
         ready = self.backups.wait_ready(backup_id)  # counts the wait in the scenarios' ledger
@@ -802,20 +801,6 @@ def pytest9_nodeid_shim(node: pytest.Item) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _data_id(body: Any) -> str | None:
-    data = body.get("data") if isinstance(body, dict) else None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _json(response: httpx.Response | Response) -> Any:
-    """The JSON body of an httpx or a Schemathesis response, or None."""
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _error_exchange(case: Case, base_url: str | None, error: Exception) -> Exchange:

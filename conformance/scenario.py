@@ -38,8 +38,8 @@ import httpx
 from conformance.checks import inconclusive
 from conformance.client import RaffClient
 from conformance.contract import load_contract
-from conformance.exchange import Exchange
-from conformance.factory import BackupFactory, BudgetSpent, data_id
+from conformance.exchange import Exchange, data_id, json_body
+from conformance.factory import BackupFactory, BudgetSpent
 from conformance.settings import WRONG_KEY, Settings
 
 NOT_A_UUID = "not-a-uuid"
@@ -383,7 +383,7 @@ class ScenarioRunner:
         response = self.client.create_backup(
             self.record.vm_id, name=f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}", project_id=other_project
         )
-        backup_id = data_id(response)
+        backup_id = data_id(json_body(response))
         if backup_id is not None and 200 <= response.status_code < 300:
             self.factory.ledger.record(backup_id)  # wrongly accepted: ours to clean up
         return response

@@ -149,13 +149,19 @@ def _reparse_if_values_moved_rootdir(config: pytest.Config, parser: pytest.Parse
     )
     if (rootpath, inipath) == (config.rootpath, config.inipath):
         return
-    if os.environ.get(REEXEC_MARK) or list(sys.argv[1:]) != args:
+    if os.environ.get(REEXEC_MARK) or not started_from_command_line(config):
         config.stash[MISPARSED] = " ".join(a for a in joined if a not in args)
         return
     sys.stdout.flush()
     sys.stderr.flush()
     env = {**os.environ, REEXEC_MARK: "1"}
     os.execve(sys.executable, [sys.executable, "-m", "pytest", *joined], env)
+
+
+def started_from_command_line(config: pytest.Config) -> bool:
+    """This process is the run: ``pytest`` / ``python -m pytest`` with these arguments, not ``pytest.main()``
+    inside a program that goes on afterwards (which can be neither started again nor have its heap frozen)."""
+    return list(sys.argv[1:]) == list(config.invocation_params.args)
 
 
 def _value_flags(parser: pytest.Parser) -> set[str]:

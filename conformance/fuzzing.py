@@ -68,7 +68,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport, SameHostRedirectsSession
 
 from conformance.checks import exchange_from_schemathesis
-from conformance.client import RaffClient, RateLimiter, WaitTimeout
+from conformance.client import RaffClient, RateLimiter
 from conformance.contract import Contract
 from conformance.exchange import STOP, WRITES, Exchange, clean_headers, data_id, json_body
 from conformance.factory import BackupFactory
@@ -567,6 +567,7 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
     remaining = created.remaining()
     roles = TARGET_ROLES if remaining is None else TARGET_ROLES[:remaining]
     backups: dict[str, str] = {}
+    waiter = BackupFactory(settings, client, created.own)
     for role in ("series", "delete", "read"):
         if role not in roles:
             continue
@@ -583,14 +584,11 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
         if backup_id is None:
             break
         created.record(backup_id)  # before the wait: cleanup must know it whatever happens next
-        try:
-            _, waited = client.wait_for_backup(backup_id, timeout=settings.effective_ready_timeout)
-        except WaitTimeout as error:
+        ready = waiter.wait_ready(backup_id)  # counts the wait in this module's ledger
+        if ready.timed_out:
             # Never ready: pin nothing more (each further target would wait as long again).
-            created.own.wait_seconds += settings.effective_ready_timeout
-            client.notify(f"pinned fuzzing: no more targets created, {error}")
+            client.notify(f"pinned fuzzing: no more targets created, {ready.problem}")
             break
-        created.own.wait_seconds += waited
         backups[role] = backup_id
     if backups:
         client.reset_backup_chain(settings.vm_id)  # refused, the last target stays open: still a target

@@ -14,14 +14,10 @@ keeps running afterwards, and what is frozen would stay in its memory for good.
 from __future__ import annotations
 
 import gc
-import sys
 
 import pytest
 
-
-def started_from_command_line(config: pytest.Config) -> bool:
-    """This process is the run: ``pytest`` / ``python -m pytest`` with these arguments, not ``pytest.main()``."""
-    return list(sys.argv[1:]) == list(config.invocation_params.args)
+from conformance.entry_point import started_from_command_line
 
 
 @pytest.hookimpl(trylast=True)

@@ -125,7 +125,13 @@ class Judge:
             if operation in ("createBackup", "deleteBackup", "deleteBackupChain"):
                 self._removals += 1
             if operation == "resetBackupChain" and 200 <= status < 300:
-                self._reset_pending.add(params.get("id", "").lower())
+                vm = params.get("id", "").lower()
+                self._reset_pending.add(vm)
+                # A baseline is judged until the next accepted reset of its VM: what that reset does to
+                # it is the reset's finding (RC-06, P-STABLE), not a baseline that never was.
+                for known in self._known.values():
+                    if known.vm == vm:
+                        known.baseline = False
             if operation in ("getBackup", "restoreBackup", "getVM") and 200 <= status < 300:
                 self._identity(exchange, body, params.get("id", ""))
             if operation == "getBackup" and status in (200, 404):

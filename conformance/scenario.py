@@ -265,6 +265,8 @@ class ScenarioRunner:
         # A restore of a closed point between two points of the open series: a restore writes only
         # the VM's disk, so A4 still follows A3 (RC-08's evidence) and series 1 stays closed.
         if self.settings.restores_allowed and self._needs("restore_A1", "A1"):
+            # The listing right before the restore: RC-07 judges the restore of a point the server still shows.
+            self._do("list_A_before_restore", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
             self._do("restore_A1", lambda: c.restore_backup(self.record.ids["A1"]), "restoreBackup")
             self._wait_restored()
         self._create("A4", a, **spelled["A4"])
@@ -397,6 +399,9 @@ class ScenarioRunner:
         backup takes minutes, on the bundled mock ``--backup-delay`` sets how long.
         """
         a, c = self.record.vm_id, self.client
+        # The closed points as the server shows them right before A5 and the reset (RC-21 judges a change
+        # against this view, not against what earlier steps left).
+        self._do("list_A_before_in_flight_reset", lambda: c.list_backups(vm_id=a, limit=1000), "listBackups")
         backup_id = self._submit("A5", a)
         if backup_id is None:
             self.record.missing["reset_A_in_flight"] = f"not sent: {self.record.why_missing('ready_A5')}"

@@ -24,7 +24,13 @@ import schemathesis
 from schemathesis.core.failures import AcceptedNegativeData, FailureGroup, ServerError
 from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case
-from schemathesis.openapi.checks import AuthScenario, IgnoredAuth, MissingHeaderNotRejected, UndefinedStatusCode
+from schemathesis.openapi.checks import (
+    AuthScenario,
+    IgnoredAuth,
+    MissingHeaderNotRejected,
+    RejectedPositiveData,
+    UndefinedStatusCode,
+)
 
 from conformance.checks import exchange_from_schemathesis
 from conformance.contract import load_contract
@@ -218,7 +224,8 @@ def reset_failure_findings(failure: Exception, path_id: str, headers: dict[str, 
 
 @pytest.mark.parametrize(
     ("headers", "requirement"),
-    [({}, "RC-03"), ({"x-project-id": "not-a-uuid"}, "RC-04"), ({"X-Project-ID": PROJECT}, "RC-14")],
+    # With a valid header the negative part is elsewhere in the request: a request schema carried out, RC-25.
+    [({}, "RC-03"), ({"x-project-id": "not-a-uuid"}, "RC-04"), ({"X-Project-ID": PROJECT}, "RC-25")],
     ids=["missing", "malformed", "valid"],
 )
 def test_findings_from_failures__accepted_negative_reset_by_project_header(
@@ -254,12 +261,30 @@ def test_findings_from_failures__accepted_negative_reset_by_project_header(
             "not-a-uuid",
             "RC-05",
         ),
-        (ServerError(operation="POST /r", status_code=500), VM, "RC-05"),
+        # RC-05 names "never a 5xx" for a path id that is not a UUID; for the VM's own id a 5xx is an
+        # answer the contract does not document (RC-14).
+        (ServerError(operation="POST /r", status_code=500), VM, "RC-14"),
+        (ServerError(operation="POST /r", status_code=500), "not-a-uuid", "RC-05"),
+        # A valid reset of the run's VM refused: RC-01 names its 202.
+        (
+            RejectedPositiveData(operation="POST /r", message="rejected", status_code=400, allowed_statuses=["2xx"]),
+            VM,
+            "RC-01",
+        ),
         (IgnoredAuth(operation="POST /r", message="no key", scenario=AuthScenario.NO_AUTH), VM, "RC-13"),
         (missing_header("X-API-Key"), VM, "RC-13"),
         (missing_header("X-Project-ID"), VM, "RC-03"),
     ],
-    ids=["undocumented-status", "non-uuid-path", "server-error", "ignored-auth", "no-key", "no-project"],
+    ids=[
+        "undocumented-status",
+        "non-uuid-path",
+        "server-error",
+        "server-error-non-uuid-path",
+        "valid-reset-rejected",
+        "ignored-auth",
+        "no-key",
+        "no-project",
+    ],
 )
 def test_findings_from_failures__requirement(failure: Exception, path_id: str, requirement: str) -> None:
     (finding,) = reset_failure_findings(failure, path_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from conformance.contract import load_contract
@@ -155,7 +155,7 @@ class MockApp(Starlette):
     async def _operate(self, rules: OperationRules, request: Request) -> Response:
         op = rules.operation_id
         account = self.world.account_for_key(request.headers.get("x-api-key"))
-        if account is None and not (op == "resetBackupChain" and "reset_ignores_auth" in self.defects):
+        if account is None and not (op == "resetBackupChain" and self._reset_skips_auth(request)):
             return _error(401, "A valid X-API-Key header is required")
         path_values = rules.pattern.fullmatch(request.scope["path"])
         assert path_values is not None  # _handle matched it already
@@ -201,6 +201,12 @@ class MockApp(Starlette):
             return frozenset({PROJECT_HEADER})
         return frozenset()
 
+    def _reset_skips_auth(self, request: Request) -> bool:
+        """Planted defects: reset-chain without the key check, or with one that only asks for a key."""
+        if "reset_ignores_auth" in self.defects:
+            return True
+        return "reset_wrong_key_accepted" in self.defects and bool(request.headers.get("x-api-key"))
+
     def _error_for(self, op: str, status: int, message: str) -> Response:
         if status == 404 and op in PLAIN_404_OPERATIONS and "error_body_not_json" in self.defects:
             return PlainTextResponse("Not Found", status_code=404)
@@ -243,6 +249,9 @@ class MockApp(Starlette):
     async def _reset_backup_chain(self, account: Account | None, values: dict[str, Any], _body: Any) -> Response:
         self.world.reset_chain(account, values.get("X-Project-ID"), values["id"])
         status = 200 if "reset_returns_200" in self.defects else 202
+        if "reset_answers_html" in self.defects:
+            # A framework's default page where the handler should have written the SuccessResponse.
+            return HTMLResponse(f"<html><body><p>{RESET_MESSAGE}</p></body></html>", status_code=status)
         success = "reset_success_false" not in self.defects
         return JSONResponse({"success": success, "message": RESET_MESSAGE}, status_code=status)
 

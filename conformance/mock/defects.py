@@ -22,6 +22,11 @@ _ALL = (
     # RC-01: a reset of an owned VM answers 202 with success true.
     Defect("reset_returns_200", "RC-01", "resetBackupChain answers 200 instead of the documented 202"),
     Defect("reset_success_false", "RC-01", "resetBackupChain answers 202 but with success: false"),
+    Defect(
+        "reset_answers_html",
+        "RC-01",
+        "resetBackupChain resets and answers 202, but with a text/html page instead of the SuccessResponse JSON",
+    ),
     # RC-02: an unknown VM UUID answers 404.
     Defect("reset_unknown_vm_accepted", "RC-02", "a reset of a VM UUID that exists nowhere answers 202"),
     # RC-03 / RC-04: X-Project-ID is required and must be a UUID.
@@ -45,9 +50,10 @@ _ALL = (
     ),
     Defect("closed_points_hidden", "RC-06", "listBackups leaves out the points of closed series"),
     Defect(
-        "list_total_ignores_filter",
+        "reset_deletes_closed_points",
         "RC-06",
-        "listBackups reports as total every backup of the account, whatever the vm_id or project filter",
+        "an accepted reset deletes the ready points of the series it closes (the scope probes then meet a VM "
+        "whose earlier points were gone before they ran)",
     ),
     # RC-07: closed points stay restorable.
     Defect("closed_points_not_restorable", "RC-07", "restoring a point of a closed series answers 409"),
@@ -72,6 +78,12 @@ _ALL = (
         "reset_ignores_auth",
         "RC-13",
         "resetBackupChain skips the API key check: no key or a wrong key resets the VM",
+    ),
+    Defect(
+        "reset_wrong_key_accepted",
+        "RC-13",
+        "resetBackupChain only asks that a key be sent: a wrong key resets the VM (the scenario's refused reset "
+        "is accepted between A4 and A5, so A5 starts a series of its own before the series deletes)",
     ),
     # RC-14: responses are JSON and match their documented schema.
     Defect("backup_storage_size_string", "RC-14", 'Backup bodies carry storage_size as a string such as "2048"'),
@@ -104,8 +116,18 @@ _ALL = (
         "RC-17",
         "listBackups without a vm_id filter shows the points of closed series with increment_id null",
     ),
-    # RC-18: pages split the full listing.
+    # RC-18: pages split the full listing, and total counts what matches.
     Defect("listing_offset_off_by_one", "RC-18", "listBackups with an offset above 0 skips one more backup"),
+    Defect(
+        "list_total_ignores_filter",
+        "RC-18",
+        "listBackups reports as total every backup of the account, whatever the vm_id or project filter",
+    ),
+    Defect(
+        "list_total_is_page_size",
+        "RC-18",
+        "listBackups reports as total the number of backups on the page, not the number that match",
+    ),
     Defect(
         "offset_past_end_crashes",
         "RC-14",

@@ -356,6 +356,8 @@ class World:
                 matching = [b for b in matching if not self._is_closed(b)]
             total = len(owned) if "list_total_ignores_filter" in self.defects else len(matching)
             offset, limit = max(offset, 0), max(limit, 0)  # the spec sets no minimum: clamp, don't reject
+            if "list_total_is_page_size" in self.defects:
+                total = len(matching[offset : offset + limit])  # the page's length where the match count was meant
             if "offset_past_end_crashes" in self.defects and offset > len(matching):
                 raise ApiError(500, "internal error: slice bounds out of range")
             if offset and "listing_offset_off_by_one" in self.defects:
@@ -575,6 +577,10 @@ class World:
             points = self._series_points(vm.open_series)
             if "reset_drops_baseline_only_series" in self.defects and len(points) == 1:
                 self._forget(points[0])  # a series of one point taken for an unfinished one
+            if "reset_deletes_closed_points" in self.defects:
+                now = self._clock()
+                for point in [p for p in points if p.status(now) == "ready"]:
+                    self._forget(point)  # "closing" taken as "clearing": the finished points go
             if "numbering_continues_after_reset" in self.defects and points:
                 vm.series_start = max(p.increment_id or 0 for p in points) + 1
             if "closed_points_renumbered" in self.defects:

@@ -129,23 +129,23 @@ def test_reset_chain__path_id_does_not_route(client: RaffClient, settings, evide
 
 @pytest.mark.requires_setting("other_project_vm_id")
 @pytest.mark.req("RC-11")
-def test_reset_chain__vm_of_other_project(client: RaffClient, settings, contract, evidence) -> None:
+def test_reset_chain__vm_of_other_project(client: RaffClient, settings, evidence) -> None:
     # The listing is unscoped (no X-Project-ID) because the VM lives in another project.
     before = _listing(client, settings.other_project_vm_id, project_id=None)
     exchange = Exchange.from_httpx(client.reset_backup_chain(settings.other_project_vm_id), "resetBackupChain")
     evidence.attach(exchange)
+    # RC-11 names a status and an effect; the refusal's body is RC-14's (judged on every answer).
     status_code_is(exchange, 404, "RC-11")
-    error_body(contract, exchange, "RC-11")
     _unchanged("RC-11", before, *_listing(client, settings.other_project_vm_id, project_id=None))
 
 
 @pytest.mark.requires_setting("other_account_vm_id")
 @pytest.mark.req("RC-12")
-def test_reset_chain__vm_of_other_account(client: RaffClient, settings, contract, evidence) -> None:
+def test_reset_chain__vm_of_other_account(client: RaffClient, settings, evidence) -> None:
     exchange = Exchange.from_httpx(client.reset_backup_chain(settings.other_account_vm_id), "resetBackupChain")
     evidence.attach(exchange)
+    # RC-12 names a status and an effect; the refusal's body is RC-14's (judged on every answer).
     status_code_is(exchange, 404, "RC-12")
-    error_body(contract, exchange, "RC-12")
     # What another account's VM holds is not ours to see, so its listing cannot show the reset changed
     # nothing; that the key sees none of it is RC-20's (test_backups_list_invisible_vm_lists_nothing).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.checks import conforms, fail, inconclusive, status_code_is
-from conformance.scenario import ScenarioRecord
+from conformance.scenario import REJECTED_RESETS, ScenarioRecord
 
 pytestmark = [pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
 
@@ -32,16 +32,28 @@ CHAIN_DELETES = [
 ]
 
 
+# The resets the scenario sends before each backup (after the one before it): an accepted one may
+# have started a new series there, whatever the numbering says.
+RESETS_BEFORE = {"A3": ("reset_A", "reset_A_again"), "A5": tuple(REJECTED_RESETS), "A6": ("reset_A_in_flight",)}
+
+
+def _reset_accepted_between(scenario: ScenarioRecord, earlier: str, later: str) -> bool:
+    labels = RUN_ORDER[RUN_ORDER.index(earlier) + 1 : RUN_ORDER.index(later) + 1]
+    steps = [step for label in labels for step in RESETS_BEFORE.get(label, ())]
+    return any(scenario.has(step) and 200 <= (scenario.step(step).status or 0) < 300 for step in steps)
+
+
 def server_series(
     scenario: ScenarioRecord, before: dict[str, dict], before_step: str, label: str
-) -> tuple[set[str], set[str]]:
-    """The named point's series as the server showed it right before the delete: (must go, may go).
+) -> tuple[list[str], set[str]]:
+    """The named point's series as the server showed it right before a delete: (must go, may go).
 
     The run's points still listed, in the order the run created them, with their increment_id as that
-    listing shows it: a series is a baseline (0) and the points after it counting 1, 2, ... A point
-    whose numbering leaves the named series' first listed point unexplained (its baseline is not
-    listed) may belong to it, and so may a later point that is neither a baseline nor the next number;
-    neither is required gone nor counted as spilled. Inconclusive where the listing shows no number.
+    listing shows it: a series is a baseline (0) and the points after it counting 1, 2, ... with no
+    accepted reset between them. Where the two disagree (the numbering goes on across an accepted
+    reset), or the series' baseline is not listed, the points that may belong to it are neither
+    required gone nor counted as spilled. ``must`` is in creation order. Inconclusive where the listing
+    shows no number.
     """
     __tracebackhide__ = True
     ours = [(name, scenario.ids[name]) for name in RUN_ORDER if scenario.ids.get(name) in before]
@@ -54,18 +66,25 @@ def server_series(
             scenario.step(before_step),
         )
     numbers = [before[backup_id]["increment_id"] for _, backup_id in ours]
+
+    def numbered_on(index: int) -> bool:  # the point's number continues the one before it
+        return numbers[index] != 0 and numbers[index] == numbers[index - 1] + 1
+
+    def certain(index: int) -> bool:  # ... and no accepted reset came between them
+        return numbered_on(index) and not _reset_accepted_between(scenario, ours[index - 1][0], ours[index][0])
+
     named = [name for name, _ in ours].index(label)
     start = named
-    while start > 0 and numbers[start] != 0 and numbers[start - 1] == numbers[start] - 1:
+    while start > 0 and certain(start):
         start -= 1
     end = named
-    while end + 1 < len(ours) and numbers[end + 1] == numbers[end] + 1 and numbers[end + 1] != 0:
+    while end + 1 < len(ours) and certain(end + 1):
         end += 1
-    must = {backup_id for _, backup_id in ours[start : end + 1]}
+    must = [backup_id for _, backup_id in ours[start : end + 1]]
     may: set[str] = set()
     if numbers[start] != 0:
-        # The series' baseline is not listed: earlier points back to the last baseline, and before the
-        # run's first point the VM's other backups, may be of it.
+        # The series' baseline is not among these points: earlier points back to the last baseline, and
+        # before the run's first point the VM's other backups, may be of it.
         index = start - 1
         while index >= 0:
             may.add(ours[index][1])
@@ -101,8 +120,9 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, evidence, s
         )
     trail = scenario.trail(before_step, step, after_step)
     status_code_is(exchange, 200, "RC-15")
-    must, may = server_series(scenario, before, before_step, label)
-    shown = {backup_id: before[backup_id].get("increment_id") for backup_id in sorted(must)}
+    series, may = server_series(scenario, before, before_step, label)
+    must = set(series)
+    shown = {backup_id: before[backup_id].get("increment_id") for backup_id in series}
     if must & after.keys():
         raise fail(
             "RC-15",
@@ -138,10 +158,21 @@ def test_backup_delete_with_dependents_refused(scenario: ScenarioRecord, evidenc
     exchange = scenario.step("delete_A3")
     evidence.attach(exchange, scenario.step("list_A_after_refused_delete"))
     (a3,) = scenario.require("A3")
-    if a3 not in scenario.listed("list_A_before_deletes"):
+    listing = scenario.listed("list_A_before_deletes")
+    if a3 not in listing:
         raise inconclusive(
             "list_A_before_deletes",
             f"A3 ({a3}) was no longer listed before its delete, so the refusal cannot be judged",
+            scenario.step("list_A_before_deletes"),
+        )
+    # Its dependents as the server showed them right before the delete: later points of its series.
+    series, _ = server_series(scenario, listing, "list_A_before_deletes", "A3")
+    dependents = series[series.index(a3) + 1 :]
+    if not dependents:
+        raise inconclusive(
+            "list_A_before_deletes",
+            f"in the listing right before the delete, no later point continues A3's series (A3 has increment_id "
+            f"{listing[a3].get('increment_id')!r}), so by the server's own answers nothing depends on it",
             scenario.step("list_A_before_deletes"),
         )
     if exchange.status is None or not 400 <= exchange.status < 500:
@@ -149,7 +180,8 @@ def test_backup_delete_with_dependents_refused(scenario: ScenarioRecord, evidenc
             "RC-16",
             exchange,
             "delete of a point with dependents was not refused",
-            f"DELETE answered {exchange.status}; later points depend on it, so a clear error is documented",
+            f"DELETE answered {exchange.status}; {', '.join(dependents)} continued its series in the listing right "
+            "before, so a clear error is documented",
         )
     # "A clear error pointing to the series delete": its words, wherever the body holds them. Whether
     # the body is the documented Error JSON is RC-14's (judged on every answer).

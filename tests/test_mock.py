@@ -659,6 +659,18 @@ def _listing(api: Api, creds: dict[str, str]) -> object:
     return listing["total"], [type(b["storage_size"]).__name__ for b in listing["data"]]
 
 
+def _paged_total(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_SECOND_VM_ID"]  # seeded with backups
+    return api.http.get("/api/v1/backups", params={"vm_id": vm, "limit": 1}).json()["total"]
+
+
+def _ready_then_reset(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    _await_ready(api, api.create(vm)["id"])
+    api.reset(vm)
+    return api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["total"]
+
+
 def _hidden(api: Api, creds: dict[str, str]) -> object:
     _create_increment(api, creds["RAFF_VM_ID"])
     api.http.post(f"/api/v1/vms/{creds['RAFF_VM_ID']}/backups/reset-chain")
@@ -898,6 +910,10 @@ PROBES: dict[str, Probe] = {
     "closed_points_renumbered": _scenario(_renumber),
     "closed_points_hidden": _scenario(_hidden),
     "list_total_ignores_filter": _scenario(_listing),
+    "list_total_is_page_size": _scenario(_paged_total),
+    "reset_deletes_closed_points": _scenario(_ready_then_reset),
+    "reset_answers_html": _reset_status(),
+    "reset_wrong_key_accepted": _reset_status(api_key="conformance-fake-wrong-key"),
     "closed_points_not_restorable": _scenario(_restore_closed),
     "numbering_continues_after_reset": _scenario(_numbering),
     "reset_spills_to_other_vm": _scenario(_spill),

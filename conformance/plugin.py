@@ -360,6 +360,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "left_in_mock": state.left_in_mock,
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
+        "matrix": state.matrix,
         "judge": {
             "stats": state.judge.stats(),
             "findings": [_finding_dict(f) for f in state.judge.findings],

@@ -513,7 +513,8 @@ class MatrixRunner:
         if cell.costs == "create" or _phase(cell) == "create":
             remaining = self.factory.remaining()
             if remaining is not None:
-                return f"budget: a create would be backup {settings.max_backups - remaining + 1} of {settings.max_backups}"
+                spent = settings.max_backups - remaining
+                return f"budget: {spent} of {settings.max_backups} backups spent by the scenario; a create costs one"
         needs = {
             "other_project_vm": (subjects.other_project_vm, "RAFF_OTHER_PROJECT_VM_ID is not set"),
             "other_account_vm": (subjects.other_account_vm, "RAFF_OTHER_ACCOUNT_VM_ID is not set"),
@@ -547,9 +548,9 @@ class MatrixRunner:
         """The run's own backup a cell of a backup operation names, or None."""
         subjects = self.subjects
         alive = [b for b in subjects.leaves if b.lower() not in self.gone]
-        if cell.operation in ("deleteBackup", "deleteBackupChain") and _phase(cell) == "delete":
-            if cell.kind == "spelling" and cell.recipe.id_spelling != "upper":
-                return None  # an accepted delete needs a backup of its own; the upper-case cell has it
+        deleting = cell.operation in ("deleteBackup", "deleteBackupChain") and _phase(cell) == "delete"
+        if deleting and cell.kind == "spelling" and cell.recipe.id_spelling != "upper":
+            return None  # an accepted delete needs a backup of its own; the upper-case cell has it
         if cell.operation == "deleteBackup" and _phase(cell) == "delete":
             if cell.kind == "repetition" and not cell.recipe.at_once:
                 # twice in a row: the backup the spelling cell deleted, or the next leaf
@@ -562,10 +563,11 @@ class MatrixRunner:
             if cell.kind == "repetition" and cell.recipe.at_once:
                 return None  # one closed series of the run is left at most: the sequential cells use it
             return subjects.backup
-        if _phase(cell) != "delete" and cell.operation in ("deleteBackup", "deleteBackupChain", "restoreBackup"):
-            # A header or body cell a conforming server may still take: never on a backup the run reads later.
-            if cell.kind in ("bodies",) or cell.recipe.project == "repeated" or cell.recipe.key == "repeated":
-                return str(uuid.uuid4())
+        # A header or body cell a conforming server may still take: never on a backup the run reads later.
+        may_take = cell.kind == "bodies" or "repeated" in (cell.recipe.project, cell.recipe.key)
+        if may_take and _phase(cell) != "delete" and cell.operation in ("deleteBackup", "deleteBackupChain",
+                                                                         "restoreBackup"):
+            return str(uuid.uuid4())
         if subjects.backup is not None and subjects.backup.lower() in self.gone:
             return None
         return subjects.backup

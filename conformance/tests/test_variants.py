@@ -30,8 +30,10 @@ def matrix(
     for outcome in outcomes:
         row: dict[str, Any] = outcome.as_dict()
         # What the judge found in the cell's own exchanges: the cell is breached, under those requirements.
+        # (The judge holds the client's record of each request; the runner its own: the request is one.)
+        sent = {id(x.raw_request) for x in outcome.exchanges if x.raw_request is not None}
         row["breached"] = sorted({
-            f.requirement or "" for f in violations if any(e is x for e in f.exchanges for x in outcome.exchanges)
+            f.requirement or "" for f in violations if any(id(e.raw_request) in sent for e in f.exchanges)
         })
         raff_state.matrix.append(row)
     return outcomes
@@ -50,10 +52,12 @@ def _sent(outcomes: list[Outcome], kind: str, evidence: Evidence) -> None:
         first = unanswered[0]
         raise inconclusive(
             f"matrix {kind}",
-            f"{len(unanswered)} cell(s) got no answer, first {first.cell.operation} {first.cell.variant}: {first.reason}",
+            f"{len(unanswered)} cell(s) got no answer, first {first.cell.operation} {first.cell.variant}: "
+            f"{first.reason}",
         )
     for outcome in cells:
-        assert outcome.tried or outcome.reason, f"{outcome.cell.operation} {outcome.cell.variant}: neither sent nor excused"
+        where = f"{outcome.cell.operation} {outcome.cell.variant}"
+        assert outcome.tried or outcome.reason, f"{where}: neither sent nor excused"
 
 
 @pytest.mark.req("RC-28")

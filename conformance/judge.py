@@ -93,7 +93,7 @@ class Judge:
     _previous: Exchange | None = None  # the exchange seen just before the current one
     # P-EQUIVALENT for writes: per resource named in a path (kind, id, key, project), the last answer
     # that found it (2xx, or 409: there but busy), with the removal count it was sent at
-    _found_at: dict[tuple[Any, ...], tuple[int, Exchange]] = field(default_factory=dict)
+    _found_at: dict[tuple[Any, ...], tuple[int, Exchange, str]] = field(default_factory=dict)
     # P-TOTALS: per listing (query but offset, key, write count), each backup's offset and page
     _paged: dict[tuple[Any, ...], dict[str, tuple[int, Exchange]]] = field(default_factory=dict)
     # P-STABLE for backups the run did not create: the fields of each as first seen ready
@@ -521,22 +521,22 @@ class Judge:
         if key[2] is None:
             return  # the key as sent is unknown (Schemathesis' traffic): two keys could look alike
         found = self._found_at.get(key)
+        spelling = _id_spelled(exchange, path_id)
         if 200 <= status < 300 or status == 409:
-            self._found_at[key] = (self._removals, exchange)
+            self._found_at[key] = (self._removals, exchange, spelling)
         if exchange.method.upper() == "GET" or found is None or found[0] != self._removals:
             return  # reads are P-EQUIVALENT's read rule; a removal since may have taken it
-        if _repeated_fields(exchange) or _spelled(found[1]) == _spelled(exchange):
+        if _repeated_fields(exchange) or found[2] == spelling:
             return  # a repeated field line may be refused (RFC 9110 §5.3); the same spelling is P-FOUND's
         self.judged["P-EQUIVALENT"] += 1
         if status != 404:
             return
         self._report(
             "P-EQUIVALENT",
-            f"write {operation} {_spelled(exchange)}",
+            f"write {operation} {spelling}",
             f"{operation}: the same id in another spelling is not found",
             f"{_where(found[1])} found {slot} {key[1]}; {_where(exchange)} names it in another spelling "
-            f"({_spelled(found[1])} vs {_spelled(exchange)}), nothing that could remove it was sent between, "
-            "and it answered 404.",
+            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered 404.",
             [found[1], exchange],
         )
 
@@ -687,6 +687,14 @@ def _spelled(exchange: Exchange) -> str:
     content_type = header_value(exchange.request_headers, "content-type") or ""
     body = exchange.request_body if isinstance(exchange.request_body, dict) else {}
     return f"{parts.path}?{parts.query} [{names}] {project} {content_type} {body.get('vm_id', '')}".strip()
+
+
+def _id_spelled(exchange: Exchange, path_id: str) -> str:
+    """How a request spelled the resource it names, whatever the operation: the path id as sent,
+    the credential header names, and X-Project-ID as sent."""
+    names = ",".join(sorted(name for name in exchange.request_headers if name.lower() in ("x-api-key", "x-project-id")))
+    project = header_value(exchange.request_headers, "x-project-id") or ""
+    return f"{path_id} [{names}] {project}".strip()
 
 
 def _comparable(status: int | None, body: Any) -> Any:

@@ -195,3 +195,10 @@ def test_judge__a_percent_encoded_id_is_the_same_id(judge: Judge) -> None:
     get(judge, path_id=BACKUP)
     get(judge, path_id=encoded)
     assert judge.findings == [] and judge.judged["P-EQUIVALENT"] == 1
+
+
+def test_judge__another_operation_in_the_same_spelling_is_not_a_spelling(judge: Judge) -> None:
+    get(judge)  # found (wrongly, say: the server deleted it) ...
+    judge.see(sent("deleteBackupChain", "DELETE", f"/api/v1/backups/{BACKUP}/chain", 404,
+                   {"error": "Not Found", "message": "x"}))  # ... the same id, as spelled: P-FOUND's, not this
+    assert "P-EQUIVALENT" not in breaches(judge)

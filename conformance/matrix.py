@@ -54,6 +54,7 @@ FIRST = "resetBackupChain"
 # application itself answers it: the name is far over its maxLength (400), never a 413 from a proxy.
 OVERSIZED_BYTES = 200 * 1024
 NOT_A_UUID = "not-a-uuid"
+DELETES = ("deleteBackup", "deleteBackupChain")
 # Create cells the scenario's own creates already are (scenario.ScenarioRunner.spellings): on a
 # target whose budget the scenario spends, the cell is tried by that create, not by a new one.
 FOLDED = {
@@ -521,6 +522,13 @@ class MatrixRunner:
         }
         if cell.recipe.subject in needs and not needs[cell.recipe.subject][0]:
             return needs[cell.recipe.subject][1]
+        if cell.recipe.subject in needs and _phase(cell) != "read" and not settings.is_mock:
+            # A server that wrongly took it would touch a VM the run does not own: on a live target
+            # that write is sent once, by test_reset_chain_negative (RC-11, RC-12), not again here.
+            return "a write naming a VM the run does not own is sent once, by test_reset_chain_negative"
+        if cell.recipe.subject == "vm" and cell.operation in DELETES and not settings.is_mock:
+            # A server that took a VM's id for a series could delete backups the run did not create.
+            return "a delete naming the VM is not sent to a live target: it could remove backups the run does not own"
         if cell.recipe.key == "other_account" and not subjects.other_account_key:
             return "RAFF_OTHER_ACCOUNT_API_KEY is not set"
         if cell.recipe.project == "other" and not subjects.other_project:

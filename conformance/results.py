@@ -475,6 +475,8 @@ def _reason_class(reason: str) -> str:
         return "settings"
     if reason.startswith("restores are off"):
         return "restores off"
+    if "does not own" in reason or "not own" in reason:
+        return "not the run's VM"
     if reason.startswith("no answer"):
         return "no answer"
     return "no backup of the run to spare"

@@ -272,7 +272,7 @@ class MockApp(Starlette):
                 return _error(500, "unhandled error: reset already running for this VM")
             self._resetting.add(vm_id)
             try:
-                await asyncio.sleep(0.05)  # the window a second reset of the VM falls into
+                await asyncio.sleep(0.2)  # the window a second reset of the VM falls into
             finally:
                 self._resetting.discard(vm_id)
         self.world.reset_chain(account, values.get("X-Project-ID"), vm_id)

@@ -161,8 +161,10 @@ def _cells(contract: Contract, op: str, method: str, path: str, definition: dict
     if slot:
         yield cell("spelling", "path id in upper case", same, SOURCES["uuid-case"],
                    Recipe(id_spelling="upper", before=before), cost)
-        yield cell("spelling", "path id percent-encoded", same, SOURCES["percent"],
-                   Recipe(id_spelling="percent", before=before), cost)
+        # RFC 3986 §2.3 calls it the same URI but tells producers not to make one, and common routers
+        # match the raw path: a documented answer is asked, not the same one (the judge compares none).
+        yield cell("spelling", "path id percent-encoded", f"{documented} (RFC 3986 §2.3: no equality judged)",
+                   SOURCES["percent"], Recipe(id_spelling="percent", before=before), cost)
     if project is not None and body is None:
         yield cell("spelling", "X-Project-ID in upper case", same, SOURCES["uuid-case"],
                    Recipe(project="upper", before=before), cost)

@@ -162,7 +162,7 @@ def reset(judge: Judge, code: int, path_id: str = VM, **kwargs: Any) -> None:
 
 def test_judge__a_write_in_another_spelling_finds_what_the_plain_one_found(judge: Judge) -> None:
     reset(judge, 202)
-    reset(judge, 202, path_id="%" + f"{ord(VM[0]):02X}" + VM[1:])  # percent-encoded: the same id, found
+    reset(judge, 404, path_id="%" + f"{ord(VM[0]):02X}" + VM[1:])  # percent-encoded: not judged (RFC 3986 §2.3)
     reset(judge, 404, headers={"x-project-id": PROJECT.upper()})  # a repeated field line: not judged
     assert judge.findings == []
     reset(judge, 404, path_id=VM.upper())
@@ -189,12 +189,13 @@ def test_judge__a_reset_of_a_backups_id_is_never_accepted(judge: Judge) -> None:
     assert breaches(judge) == ["P-KIND"] and judge.findings[0].requirement == "RC-02"
 
 
-def test_judge__a_percent_encoded_id_is_the_same_id(judge: Judge) -> None:
+def test_judge__a_percent_encoded_id_describes_that_id_and_is_not_compared(judge: Judge) -> None:
     create(judge)
     encoded = "%" + f"{ord(BACKUP[0]):02X}" + BACKUP[1:]
     get(judge, path_id=BACKUP)
-    get(judge, path_id=encoded)
-    assert judge.findings == [] and judge.judged["P-EQUIVALENT"] == 1
+    get(judge, path_id=encoded)  # P-IDENTITY: the record of BACKUP is the one its path names
+    get(judge, 404, path_id=encoded)  # RFC 3986 §2.3: producers should not make it; no equality judged
+    assert judge.findings == [] and judge.judged["P-IDENTITY"] == 2
 
 
 def test_judge__another_operation_in_the_same_spelling_is_not_a_spelling(judge: Judge) -> None:

@@ -100,7 +100,9 @@ class RaffClient:
 
     # -- transport --------------------------------------------------------------------------
 
-    def _headers(self, project_id: Any, api_key: Any, extra: dict[str, str] | None) -> dict[str, str]:
+    def _headers(
+        self, project_id: Any, api_key: Any, extra: dict[str, str] | list[tuple[str, str]] | None
+    ) -> dict[str, str] | list[tuple[str, str]]:
         headers: dict[str, str] = {}
         key = self.api_key if api_key is DEFAULT else api_key
         if key is not None:
@@ -108,6 +110,8 @@ class RaffClient:
         project = self.project_id if project_id is DEFAULT else project_id
         if project is not None:
             headers["X-Project-ID"] = project
+        if isinstance(extra, list):  # field lines as given, a repeated name included (RFC 9110 §5.3)
+            return [*headers.items(), *extra]
         headers.update(extra or {})
         return headers
 
@@ -119,7 +123,7 @@ class RaffClient:
         *,
         project_id: Any = DEFAULT,
         api_key: Any = DEFAULT,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         request = self._http.build_request(method, path, headers=self._headers(project_id, api_key, headers), **kwargs)

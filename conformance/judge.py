@@ -92,6 +92,9 @@ class Judge:
     _reads: dict[tuple[Any, ...], tuple[int, Exchange, Any]] = field(default_factory=dict)
     _accepted_creates: dict[tuple[Any, ...], Exchange] = field(default_factory=dict)
     _previous: Exchange | None = None  # the exchange seen just before the current one
+    # P-EQUIVALENT for writes: per resource named in a path (kind, id, key, project), the last answer
+    # that found it (2xx, or 409: there but busy), with the removal count it was sent at
+    _found_at: dict[tuple[Any, ...], tuple[int, Exchange, str]] = field(default_factory=dict)
     # P-TOTALS: per listing (query but offset, key, write count), each backup's offset and page
     _paged: dict[tuple[Any, ...], dict[str, tuple[int, Exchange, int]]] = field(default_factory=dict)
     # P-STABLE for backups the run did not create: the fields of each as first seen ready
@@ -121,6 +124,11 @@ class Judge:
                 self._contract(exchange)
             body = json_value(exchange.response_body)
             operation, status = exchange.operation_id, exchange.status
+            if "id" in params and not generated:
+                # Before the removal count moves for this very request (a delete is itself a removal).
+                self._equivalent_write(exchange, params["id"])
+            if operation == "resetBackupChain":
+                self._kind(exchange, params.get("id", ""))
             if operation == "createBackup" and 200 <= status < 300:
                 self._created(exchange, body)
             if operation in ("createBackup", "deleteBackup", "deleteBackupChain"):
@@ -188,7 +196,7 @@ class Judge:
         if not isinstance(data, dict) or "id" not in data:
             return
         self.judged["P-IDENTITY"] += 1
-        if str(data["id"]).lower() != path_id.lower():
+        if str(data["id"]).lower() != _unreserved(unquote(path_id)).lower():
             self._report(
                 "P-IDENTITY",
                 f"{exchange.operation_id} {path_id}",
@@ -521,6 +529,56 @@ class Judge:
             [accepted, exchange],
         )
 
+    def _equivalent_write(self, exchange: Exchange, path_id: str) -> None:
+        """A write that names, in another spelling, a resource an answer just found, with nothing
+        removed since, does not answer 404 (RFC 9562 §4, RFC 9110 §5.1, RFC 3986 §6.2.2.2)."""
+        operation, status = exchange.operation_id, exchange.status
+        if status is None:
+            return
+        slot = "vm" if operation in ("getVM", "resetBackupChain") else "backup"
+        project = None if operation == "getVM" else _project(exchange)
+        key = (slot, _unreserved(unquote(path_id)).lower(), _key(exchange), project)
+        if key[2] is None:
+            return  # the key as sent is unknown (Schemathesis' traffic): two keys could look alike
+        found = self._found_at.get(key)
+        spelling = _id_spelled(exchange, path_id)
+        if 200 <= status < 300 or status == 409:
+            self._found_at[key] = (self._removals, exchange, spelling)
+        if exchange.method.upper() == "GET" or found is None or found[0] != self._removals:
+            return  # reads are P-EQUIVALENT's read rule; a removal since may have taken it
+        if _repeated_fields(exchange) or found[2] == spelling or "%" in path_id:
+            # A repeated field line may be refused (RFC 9110 §5.3); the same spelling is P-FOUND's; a
+            # percent-encoded id is the same URI (RFC 3986 §2.3), yet producers should not make one and
+            # common routers match the raw path: a 404 there is no breach we can prove.
+            return
+        self.judged["P-EQUIVALENT"] += 1
+        if status != 404:
+            return
+        self._report(
+            "P-EQUIVALENT",
+            f"write {operation} {spelling}",
+            f"{operation}: the same id in another spelling is not found",
+            f"{_where(found[1])} found {slot} {key[1]}; {_where(exchange)} names it in another spelling "
+            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered 404.",
+            [found[1], exchange],
+        )
+
+    def _kind(self, exchange: Exchange, path_id: str) -> None:
+        """A reset whose path names a backup of this run: an id of another kind, no VM (P-KIND)."""
+        known = self._known.get(_unreserved(unquote(path_id)).lower())
+        if known is None or exchange.status is None:
+            return
+        self.judged["P-KIND"] += 1
+        if 200 <= exchange.status < 300:
+            self._report(
+                "P-KIND",
+                f"reset {known.id}",
+                "a reset of a backup's id is accepted",
+                f"{_where(exchange)} names backup {known.id}, which this run created on VM {known.vm}: "
+                "no VM has that id, yet the reset was accepted.",
+                [known.created, exchange],
+            )
+
     def _found(self, exchange: Exchange, backup_id: str) -> None:
         """getBackup of a backup the run listed (found) or deleted (gone)."""
         if exchange.status == 200:
@@ -608,6 +666,8 @@ class Judge:
 
 
 LIFETIME_REQUIREMENT = "RC-24"  # a backup exists from its create to its delete
+UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+UNRESERVED_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Fields of a record that may move by themselves while a backup is in progress (no write needed).
 MOVING_FIELDS = ("status", "storage_size", "price_per_hour", "increment_id", "expire_date")  # P-STABLE judges them
@@ -617,9 +677,25 @@ def _lower_uuids(text: str) -> str:
     return UUID_TEXT.sub(lambda m: m.group(0).lower(), text)
 
 
+def _unreserved(text: str) -> str:
+    """Percent-encoded unreserved characters decoded (RFC 3986 §2.3, §6.2.2.2: the same URI)."""
+    return UNRESERVED_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in UNRESERVED
+                                 else m.group(0), text)
+
+
+def _repeated_fields(exchange: Exchange) -> bool:
+    """Whether the request as sent repeated a field line (two X-Project-ID lines, say)."""
+    if exchange.raw_request is None:
+        return False
+    names = [name.lower() for name, _ in exchange.raw_request.headers.multi_items()]
+    return len(names) != len(set(names))
+
+
 def _canonical(exchange: Exchange) -> tuple[Any, ...]:
     """A read as the RFCs see it: UUIDs in any case (RFC 9562 §4), header names in any case
-    (RFC 9110 §5.1), query parameters in any order. Two reads with one key name the same thing."""
+    (RFC 9110 §5.1), query parameters in any order and form-decoded. Two reads with one key name
+    the same thing. A path with a percent-encoded unreserved character is kept apart: RFC 3986 §2.3
+    calls it the same URI but tells producers not to make one, and common routers match the raw path."""
     parts = urlsplit(exchange.url)
     path = _lower_uuids(parts.path)
     query = tuple(sorted((k, _lower_uuids(v)) for k, vs in
@@ -643,6 +719,14 @@ def _spelled(exchange: Exchange) -> str:
     content_type = header_value(exchange.request_headers, "content-type") or ""
     body = exchange.request_body if isinstance(exchange.request_body, dict) else {}
     return f"{parts.path}?{parts.query} [{names}] {project} {content_type} {body.get('vm_id', '')}".strip()
+
+
+def _id_spelled(exchange: Exchange, path_id: str) -> str:
+    """How a request spelled the resource it names, whatever the operation: the path id as sent,
+    the credential header names, and X-Project-ID as sent."""
+    names = ",".join(sorted(name for name in exchange.request_headers if name.lower() in ("x-api-key", "x-project-id")))
+    project = header_value(exchange.request_headers, "x-project-id") or ""
+    return f"{path_id} [{names}] {project}".strip()
 
 
 def _comparable(status: int | None, body: Any) -> Any:
@@ -707,8 +791,9 @@ def _key(exchange: Exchange) -> int | None:
     """The X-API-Key as sent, hashed (the recorded one is redacted; two keys must not look alike)."""
     if exchange.raw_request is None:
         return None  # sent by Schemathesis: only the redacted key was kept
-    value = header_value(dict(exchange.raw_request.headers), "x-api-key")
-    return hash(value) if value is not None else None
+    # A repeated field line of one value is that value; of two values, no one key (RFC 9110 §5.3).
+    values = set(exchange.raw_request.headers.get_list("x-api-key"))
+    return hash(values.pop()) if len(values) == 1 else None
 
 
 def _project(exchange: Exchange) -> str | None:

@@ -298,6 +298,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in textwrap.wrap(f"pass: {', '.join(passed)}", max(40, reporter._tw.fullwidth - 1)) if passed else []:
         reporter.write_line(line)
     _judge_summary(reporter, results, report_dir(config, state.settings) / "report.html")
+    _matrix_summary(reporter, results)
     live = results["live"]
     reporter.write_line(
         f"backups created: {live['backups_created']}, waited for ready: {live['wait_seconds']:.1f}s, "
@@ -345,6 +346,19 @@ def _judge_summary(reporter: Any, results: dict[str, Any], report_html: Path) ->
         reporter.write_line(f"    report: {report_html}#finding-{finding['id']}")
 
 
+def _matrix_summary(reporter: Any, results: dict[str, Any]) -> None:
+    """The variant matrix in one line: cells tried, breached, not tried and why."""
+    matrix = results.get("matrix")
+    if not matrix:
+        return
+    why = ", ".join(f"{reason} {n}" for reason, n in matrix["not_tried_by_reason"].items())
+    reporter.write_line(
+        f"variant matrix: {matrix['tried']} cells tried, {matrix['breached']} breached, "
+        f"{matrix['not_tried']} not tried{f' ({why})' if why else ''}",
+        red=bool(matrix["breached"]),
+    )
+
+
 def _clip(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -360,6 +374,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "left_in_mock": state.left_in_mock,
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
+        "matrix": state.matrix,
         "judge": {
             "stats": state.judge.stats(),
             "findings": [_finding_dict(f) for f in state.judge.findings],

@@ -57,6 +57,7 @@ def build_results(
         "coverage": _coverage(state, observed),
         "property_based": _property_based(outputs, state.settings),
         "properties": _properties(state, outputs),
+        "matrix": _matrix(outputs),
         "live": _live(state, outputs),
         "comparison": None,
         "baseline": None,
@@ -412,3 +413,70 @@ def _apply_baseline_and_compare(config: Any, results: dict[str, Any]) -> None:
 
         previous = json.loads(Path(compare_path).read_text(encoding="utf-8"))
         results["comparison"] = compare(results, previous, str(compare_path))
+
+
+# The kinds of input of the variant matrix (conformance/matrix.py KINDS), in the report's order.
+MATRIX_KINDS = ("spelling", "ids", "headers", "bodies", "repetition", "listing")
+
+
+def _matrix(outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The variant matrix compactly: per operation and kind of input, cells tried, breached and not
+    tried (with why, each reason once with its count); None when the run sent no matrix."""
+    rows = [row for output in outputs for row in output.get("matrix") or []]
+    if not rows:
+        return None
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        cell = table.setdefault(row["operation"], {}).setdefault(
+            row["kind"], {"tried": 0, "breached": 0, "not_tried": 0, "reasons": Counter()}
+        )
+        if row["tried"]:
+            cell["tried"] += 1
+            cell["breached"] += bool(row["breached"])
+        else:
+            cell["not_tried"] += 1
+            cell["reasons"][row["reason"]] += 1
+    operations = [
+        {
+            "operation": operation,
+            "kinds": {
+                kind: {
+                    "tried": c["tried"],
+                    "breached": c["breached"],
+                    "not_tried": c["not_tried"],
+                    "reasons": [f"{reason} ({n})" if n > 1 else reason for reason, n in c["reasons"].most_common()],
+                }
+                for kind, c in kinds.items()
+            },
+        }
+        for operation, kinds in table.items()
+    ]
+    reasons: Counter[str] = Counter(_reason_class(row["reason"]) for row in rows if not row["tried"])
+    return {
+        "kinds": [kind for kind in MATRIX_KINDS if any(kind in op["kinds"] for op in operations)],
+        "operations": operations,
+        "tried": sum(1 for row in rows if row["tried"]),
+        "breached": sum(1 for row in rows if row["tried"] and row["breached"]),
+        "not_tried": sum(1 for row in rows if not row["tried"]),
+        "not_tried_by_reason": dict(reasons.most_common()),
+        "breaches": [
+            {"operation": row["operation"], "kind": row["kind"], "variant": row["variant"],
+             "requirements": row["breached"], "requests": row["requests"][-2:]}
+            for row in rows if row["tried"] and row["breached"]
+        ][:20],
+    }
+
+
+def _reason_class(reason: str) -> str:
+    """A not-tried reason in a word, for the one-line summary: budget, settings, restores, ..."""
+    if reason.startswith("budget"):
+        return "budget"
+    if ("RAFF_" in reason and "not set" in reason) or "no other project" in reason:
+        return "settings"
+    if reason.startswith("restores are off"):
+        return "restores off"
+    if "does not own" in reason or "not own" in reason:
+        return "not the run's VM"
+    if reason.startswith("no answer"):
+        return "no answer"
+    return "no backup of the run to spare"

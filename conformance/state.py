@@ -84,6 +84,7 @@ class RaffState:
     # Operations whose authentication generated traffic has confirmed (fuzz_checks.check_functions).
     auth_enforced: set[str] = field(default_factory=set)
     preflight_notes: list[str] = field(default_factory=list)
+    matrix: list[dict[str, Any]] = field(default_factory=list)  # the variant matrix's cells (matrix.Outcome)
     judge: Judge = field(init=False)
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ SEMANTIC_TESTS = [
     "conformance/tests/test_backups_views.py",
     "conformance/tests/test_reset_chain_shapes.py",
     "conformance/tests/test_backups_negative.py",
+    "conformance/tests/test_variants.py",  # the variant matrix, after the scenario
 ]
 
 

@@ -153,3 +153,53 @@ def test_judge__a_page_is_its_slice_of_the_whole_listing(judge: Judge) -> None:
     assert judge.findings == []
     listing(judge, [record()], total=2, params={"vm_id": VM, "limit": 1, "offset": 1})  # ties reordered
     assert breaches(judge) == ["P-TOTALS"]
+
+
+def reset(judge: Judge, code: int, path_id: str = VM, **kwargs: Any) -> None:
+    body = {"success": True, "message": "queued"} if code == 202 else {"error": "Not Found", "message": "no VM"}
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{path_id}/backups/reset-chain", code, body, **kwargs))
+
+
+def test_judge__a_write_in_another_spelling_finds_what_the_plain_one_found(judge: Judge) -> None:
+    reset(judge, 202)
+    reset(judge, 404, path_id="%" + f"{ord(VM[0]):02X}" + VM[1:])  # percent-encoded: not judged (RFC 3986 §2.3)
+    reset(judge, 404, headers={"x-project-id": PROJECT.upper()})  # a repeated field line: not judged
+    assert judge.findings == []
+    reset(judge, 404, path_id=VM.upper())
+    assert breaches(judge) == ["P-EQUIVALENT"]
+    assert judge.findings[0].requirement == "RC-28"
+
+
+def test_judge__a_spelled_delete_after_a_removal_is_not_judged(judge: Judge) -> None:
+    get(judge)
+    judge.see(sent("deleteBackup", "DELETE", f"/api/v1/backups/{BACKUP}", 200, {"success": True, "message": "ok"}))
+    judge.see(sent("deleteBackup", "DELETE", f"/api/v1/backups/{BACKUP.upper()}", 404,
+                   {"error": "Not Found", "message": "x"}))  # the first delete removed it: 404 is right
+    assert "P-EQUIVALENT" not in breaches(judge)
+    reset(judge, 202)
+    reset(judge, 404, path_id=VM.upper(), key=OTHER_KEY)  # another key: another scope
+    assert "P-EQUIVALENT" not in breaches(judge)
+
+
+def test_judge__a_reset_of_a_backups_id_is_never_accepted(judge: Judge) -> None:
+    create(judge)
+    reset(judge, 404, path_id=BACKUP)
+    assert judge.findings == [] and judge.judged["P-KIND"] == 1
+    reset(judge, 202, path_id=BACKUP.upper())
+    assert breaches(judge) == ["P-KIND"] and judge.findings[0].requirement == "RC-02"
+
+
+def test_judge__a_percent_encoded_id_describes_that_id_and_is_not_compared(judge: Judge) -> None:
+    create(judge)
+    encoded = "%" + f"{ord(BACKUP[0]):02X}" + BACKUP[1:]
+    get(judge, path_id=BACKUP)
+    get(judge, path_id=encoded)  # P-IDENTITY: the record of BACKUP is the one its path names
+    get(judge, 404, path_id=encoded)  # RFC 3986 §2.3: producers should not make it; no equality judged
+    assert judge.findings == [] and judge.judged["P-IDENTITY"] == 2
+
+
+def test_judge__another_operation_in_the_same_spelling_is_not_a_spelling(judge: Judge) -> None:
+    get(judge)  # found (wrongly, say: the server deleted it) ...
+    judge.see(sent("deleteBackupChain", "DELETE", f"/api/v1/backups/{BACKUP}/chain", 404,
+                   {"error": "Not Found", "message": "x"}))  # ... the same id, as spelled: P-FOUND's, not this
+    assert "P-EQUIVALENT" not in breaches(judge)

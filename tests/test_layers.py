@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"conformance", "settings", "contract", "series_model"}),
     ("http", {"exchange", "client", "ledger"}),
     ("judging", {"checks", "judge", "fuzz_checks", "state"}),
-    ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results"}),
+    ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results", "matrix"}),
     ("pytest", {"entry_point", "plugin", "fixtures", "heap", "terminal", "cli", "tests"}),
 ]
 BESIDE = {"mock": {"contract", "mock"}, "report": {"report"}}

@@ -592,6 +592,13 @@ def test_mock_defects__catalogue_covers_every_requirement() -> None:
 Probe = Callable[[str, dict[str, str]], object]
 
 
+def _two_resets_at_once(api: Api, creds: dict[str, str]) -> object:
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: api.call("resetBackupChain", id=creds["RAFF_VM_ID"], check=False),
+                                range(2)))
+    return sorted(r.status_code for r in answers)
+
+
 def _probe_api(base_url: str, creds: dict[str, str], **overrides: str | None) -> Api:
     options: dict[str, str | None] = {"api_key": creds["RAFF_API_KEY"], "project_id": creds["RAFF_PROJECT_ID"]}
     options.update(overrides)
@@ -968,6 +975,28 @@ PROBES: dict[str, Probe] = {
     "listing_shows_lower_accounts": _scenario(_other_account_listing),
     "get_vm_success_false": _scenario(_vm_success),
     "restore_in_flight_408": _scenario(_restore_in_flight),
+    # The variant matrix's defects (conformance/matrix.py), one per kind of input on a write.
+    "reset_upper_case_id_not_found": _scenario(
+        lambda api, creds: api.call("resetBackupChain", id=creds["RAFF_VM_ID"].upper(), check=False).status_code
+    ),
+    "reset_takes_backup_id": _scenario(
+        lambda api, creds: api.call(
+            "resetBackupChain", id=api.create(creds["RAFF_VM_ID"])["id"], check=False
+        ).status_code
+    ),
+    "delete_repeated_project_header_crashes": _scenario(
+        lambda api, creds: api.call(
+            "deleteBackup", id=str(uuid.uuid4()), check=False,
+            headers=[("X-Project-ID", creds["RAFF_PROJECT_ID"]), ("X-Project-ID", creds["RAFF_PROJECT_ID"])],
+        ).status_code
+    ),
+    "reset_unparsed_body_crashes": _scenario(
+        lambda api, creds: api.call(
+            "resetBackupChain", id=creds["RAFF_VM_ID"], check=False, content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        ).status_code
+    ),
+    "reset_at_once_crashes": _scenario(_two_resets_at_once),
 }
 # Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
 PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}

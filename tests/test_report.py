@@ -765,3 +765,25 @@ def test_apply_baseline__accepts_violations_only() -> None:
     assert _banner_label(out) == "INCONCLUSIVE"
     case = _case_for(_cases(render_junit(out)), T02)
     assert case.find("failure") is None
+
+
+def test_report_html__variant_matrix_per_operation_and_kind() -> None:
+    results = load("failing")
+    matrix = results["matrix"]
+    page = Page(render_html(results))
+    section = page.by_id("variants")
+    rows = [e for e in page.elements if e.tag == "tr" and section in e.ancestors and e.ancestors[-1].tag == "tbody"]
+    assert [" ".join(r.text.split()).split(" ")[0] for r in rows] == [op["operation"] for op in matrix["operations"]]
+    assert rows[0].text.split()[0] == "resetBackupChain"  # the operation this suite exists for first
+    reset = matrix["operations"][0]["kinds"]["repetition"]
+    bad = page.within(section, "mx-bad")
+    assert len(bad) == 1 and " ".join(bad[0].text.split()) == f"{reset['tried']} / {reset['breached']} / 0"
+    excused = [e for e in page.elements if section in e.ancestors and e.tag == "td" and e.attrs.get("title")]
+    assert any("an accepted delete needs a backup of its own" in (e.attrs["title"] or "") for e in excused)
+    assert f"{matrix['tried']} cells tried" in " ".join(section.text.split())
+    assert "twice at once" in section.text and "RC-14" in section.text  # the breached cell, named
+
+
+def test_report_html__no_matrix_section_without_a_matrix() -> None:
+    page = Page(render_html(load("inconclusive")))
+    assert not any(e.attrs.get("id") == "variants" for e in page.elements)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -70,6 +71,7 @@ class MockApp(Starlette):
         self.limiter = fault_modes.RateLimiter(rate_limit) if rate_limit is not None else None
         self.closing = threading.Event()  # set by the server when it stops, so hung requests let go
         self._requests = itertools.count(1)
+        self._resetting: set[str] = set()  # VMs whose reset is being handled (reset_at_once_crashes)
         self._handlers: dict[str, Handler] = {
             "listBackups": self._list_backups,
             "createBackup": self._create_backup,
@@ -171,6 +173,9 @@ class MockApp(Starlette):
                 return _error(400, f"Invalid request body at name: longer than {self.max_name - 1} characters")
             if op == "listBackups" and "vm_filter_case_sensitive" in self.defects and "vm_id" in values:
                 values["vm_id"] = request.query_params.get("vm_id")  # compared as sent, not as a UUID
+            crash = await self._matrix_defect(op, request, path_values.groupdict().get("id") or "")
+            if crash is not None:
+                return crash
         except RequestError as exc:
             if exc.location == "path":
                 if op == "resetBackupChain" and "reset_non_uuid_id_crashes" in self.defects:
@@ -178,6 +183,24 @@ class MockApp(Starlette):
                 return self._error_for(op, PATH_ERROR_STATUS.get(op, 404), exc.message)
             return _error(400, exc.message)  # a missing header reads "X-Project-ID required", as the docs word it
         return await self._handlers[op](account, values, body)  # type: ignore[arg-type]
+
+    async def _matrix_defect(self, op: str, request: Request, path_id: str) -> Response | None:
+        """The variant matrix's planted defects that act on how a request is written."""
+        if op == "resetBackupChain" and "reset_upper_case_id_not_found" in self.defects and path_id != path_id.lower():
+            return self._error_for(op, 404, "VM not found")
+        if (
+            op == "deleteBackup"
+            and "delete_repeated_project_header_crashes" in self.defects
+            and len(request.headers.getlist("x-project-id")) > 1
+        ):
+            return _error(500, "unhandled error: header X-Project-ID has 2 values")
+        if op == "resetBackupChain" and "reset_unparsed_body_crashes" in self.defects:
+            sent = await request.body()
+            try:
+                json.loads(sent or b"null")
+            except ValueError:
+                return _error(500, "unhandled error: invalid character in request body")
+        return None
 
     def _name_at_limit(self, body: Any) -> bool:
         return isinstance(body, dict) and isinstance(body.get("name"), str) and len(body["name"]) == self.max_name
@@ -247,7 +270,18 @@ class MockApp(Starlette):
         return JSONResponse({"success": success, "data": self.world.get_vm(account, values["id"])})
 
     async def _reset_backup_chain(self, account: Account | None, values: dict[str, Any], _body: Any) -> Response:
-        self.world.reset_chain(account, values.get("X-Project-ID"), values["id"])
+        vm_id = values["id"]
+        if "reset_takes_backup_id" in self.defects and vm_id not in self.world.vms and vm_id in self.world.backups:
+            vm_id = self.world.backups[vm_id].vm_id  # a backup's id taken for its VM's
+        if "reset_at_once_crashes" in self.defects:
+            if vm_id in self._resetting:
+                return _error(500, "unhandled error: reset already running for this VM")
+            self._resetting.add(vm_id)
+            try:
+                await asyncio.sleep(0.2)  # the window a second reset of the VM falls into
+            finally:
+                self._resetting.discard(vm_id)
+        self.world.reset_chain(account, values.get("X-Project-ID"), vm_id)
         status = 200 if "reset_returns_200" in self.defects else 202
         if "reset_answers_html" in self.defects:
             # A framework's default page where the handler should have written the SuccessResponse.

@@ -303,6 +303,34 @@ _PROPERTY_DEFECTS = (
         "resetBackupChain answers 202 but queues the reset for a second: a create right after it continues "
         "the old series (a documented effect holds from the moment the answer says it does)",
     ),
+    # The variant matrix (conformance/matrix.py): one defect per kind of input, each on a write.
+    Defect(
+        "reset_upper_case_id_not_found",
+        "RC-28",
+        "resetBackupChain looks the VM up by the path id as sent: the VM's UUID in upper case answers 404 "
+        "(spelling: RFC 9562 §4)",
+    ),
+    Defect(
+        "reset_takes_backup_id",
+        "RC-02",
+        "resetBackupChain also takes the id of a backup and resets that backup's VM (ids: an id of another kind)",
+    ),
+    Defect(
+        "delete_repeated_project_header_crashes",
+        "RC-14",
+        "deleteBackup answers 500 when X-Project-ID is sent twice (headers: a repeated field line)",
+    ),
+    Defect(
+        "reset_unparsed_body_crashes",
+        "RC-14",
+        "resetBackupChain parses a body it does not take and answers 500 when it is not JSON (bodies)",
+    ),
+    Defect(
+        "reset_at_once_crashes",
+        "RC-14",
+        "resetBackupChain answers 500 to a reset of a VM while another reset of it is being handled "
+        "(repetition: twice at once)",
+    ),
 )
 
 DEFECTS: dict[str, Defect] = {defect.name: defect for defect in (*_ALL, *_PROPERTY_DEFECTS)}

@@ -248,6 +248,40 @@ class Baseline(TypedDict):
     fixed: list[BaselineMatch]  # no finding matches any more: the entry can be deleted
 
 
+class MatrixCell(TypedDict):
+    """One operation x kind of input of the variant matrix: how many of its cells were sent."""
+
+    tried: int
+    breached: int  # tried cells whose exchanges the judge found in breach
+    not_tried: int
+    reasons: list[str]  # why cells were not tried, each once ("budget: ... (3)")
+
+
+class MatrixOperation(TypedDict):
+    operation: str
+    kinds: dict[str, MatrixCell]
+
+
+class MatrixBreach(TypedDict):
+    operation: str
+    kind: str
+    variant: str
+    requirements: list[str]
+    requests: list[str]
+
+
+class Matrix(TypedDict):
+    """The variant matrix (conformance/matrix.py) of the run, compactly."""
+
+    kinds: list[str]
+    operations: list[MatrixOperation]
+    tried: int
+    breached: int
+    not_tried: int
+    not_tried_by_reason: dict[str, int]
+    breaches: list[MatrixBreach]
+
+
 class Results(TypedDict):
     schema_version: int
     suite: Suite
@@ -261,6 +295,8 @@ class Results(TypedDict):
     property_based: PropertyBased
     # Properties every exchange was held to (conformance/judge.py); absent in older files.
     properties: NotRequired[list[PropertyRow]]
+    # The variant matrix, when the run sent it; absent in older files.
+    matrix: NotRequired[Matrix | None]
     live: Live
     comparison: Comparison | None
     baseline: Baseline | None

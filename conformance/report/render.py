@@ -47,7 +47,7 @@ VERDICT_RANK = {
 }
 # Findings under a requirement: what judges the server first, what judges nothing last.
 CLASSIFICATION_RANK = {"violation": 0, "inconclusive": 1, "spec_gap": 2, "note": 3}
-OPEN_VIOLATIONS = 3  # per requirement, shown unfolded
+OPEN_VIOLATIONS = 1  # per requirement, shown unfolded (the others keep their title and message open)
 PHASE_ORDER = ("examples", "coverage", "fuzzing", "stateful")
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _URL = re.compile(r"(https?://[^\s;,)]+)")

@@ -87,6 +87,10 @@ class Judge:
     # backup id -> (removals count when listed, the key (hashed) and project it was listed under)
     _listed: dict[str, tuple[int, int | None, str | None]] = field(default_factory=dict)
     _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
+    # P-FOUND: the removals plus the accepted resets. The docs say a reset removes nothing; a server
+    # whose reset does breaks the reset's own rules (RC-06, RC-22), judged by the listings around it,
+    # and a getBackup after it is judged against the next listing, not one taken before the reset.
+    _changes: int = 0
     _reported: set[tuple[str, str, str]] = field(default_factory=set)
     # P-EQUIVALENT: the last answer to each canonical read, with the write count it was sent at
     _reads: dict[tuple[Any, ...], tuple[int, Exchange, Any]] = field(default_factory=dict)
@@ -133,8 +137,10 @@ class Judge:
                 self._created(exchange, body)
             if operation in ("createBackup", "deleteBackup", "deleteBackupChain"):
                 self._removals += 1
+                self._changes += 1
             if operation == "resetBackupChain" and 200 <= status < 300:
                 vm = params.get("id", "").lower()
+                self._changes += 1
                 in_flight = any(
                     k.vm == vm and k.deleted_by is None and k.rank in IN_FLIGHT_RANKS for k in self._known.values()
                 )
@@ -365,7 +371,7 @@ class Judge:
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 project = record.get("project_id")
                 project = project.lower() if isinstance(project, str) else _project(exchange)
-                self._listed[record["id"].lower()] = (self._removals, key, project)
+                self._listed[record["id"].lower()] = (self._changes, key, project)
         query = parse_qs(urlsplit(exchange.url).query)
         limit, offset = _int(query.get("limit"), 50), _int(query.get("offset"), 0)
         self._filters(exchange, data, query)
@@ -587,11 +593,11 @@ class Judge:
         known = self._known.get(backup_id)
         if listed is None or (known is not None and known.deleted_by is not None):
             return
-        removals, key, project = listed
+        changes, key, project = listed
         if known is not None and known.key != key:
             return  # the run's backup listed to another key: that listing is P-SCOPE's finding, a 404 here is right
         same_scope = key is not None and key == _key(exchange) and project == _project(exchange)
-        if removals != self._removals or not same_scope:
+        if changes != self._changes or not same_scope:
             return  # it may be gone since, or this request asked in another scope (a 404 is right there)
         self.judged["P-FOUND"] += 1
         if exchange.status == 200:
@@ -600,7 +606,8 @@ class Judge:
             "P-FOUND",
             f"{backup_id} 404",
             "a listed backup is not found by getBackup",
-            f"a listing showed backup {backup_id}, and no request that could remove a backup was sent since; "
+            f"a listing showed backup {backup_id}, and no request that could remove a backup (nor a reset) was "
+            "sent since; "
             f"{_where(exchange)}.",
             [exchange],
         )
@@ -610,13 +617,15 @@ class Judge:
         if known is None or known.deleted_by is None:
             return
         self.judged["P-FOUND"] += 1
+        deleted_with = known.deleted_by.operation_id
         self._report(
             "P-FOUND",
             f"{backup_id} after delete",
             "a deleted backup is still found",
-            f"deleteBackup of {backup_id} answered 200; {_where(exchange)} still finds it.",
+            f"{deleted_with} of {backup_id} answered 200; {_where(exchange)} still finds it.",
             [known.deleted_by, exchange],
-            # "answers 404 right after a delete's 200" is RC-24's statement, word for word; RC-17 is about views.
+            # "answers 404 right after a delete's 200" is RC-24's statement, word for word, for both deletes
+            # (whether the series delete removed the rest of its series is RC-15's, judged on the listings).
             requirement=LIFETIME_REQUIREMENT,
         )
 

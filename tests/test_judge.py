@@ -69,6 +69,7 @@ def test_judge__conforming_history_breaks_nothing(judge: Judge) -> None:
     listing(judge, [record(status="ready")])
     judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202,
                    {"success": True, "message": "queued"}))
+    listing(judge, [record(status="ready")])
     get(judge, status="ready")
     assert judge.findings == []
     assert all(judge.judged[p] for p in ("P-CONTRACT", "P-ROUND-TRIP", "P-STABLE", "P-FOUND", "P-TOTALS"))
@@ -106,6 +107,26 @@ def test_judge__listed_backup_is_found_unless_something_could_remove_it(judge: J
     assert judge.findings == []
     get(judge, 404)
     assert breaches(judge) == ["P-FOUND"]
+
+
+def test_judge__a_loss_at_a_reset_is_the_resets_not_a_later_read(judge: Judge) -> None:
+    """Judged by the state the server showed right before: after an accepted reset, the listing before
+    it says nothing of what getBackup must find (a reset that removed the point breaks RC-06/RC-22)."""
+    create(judge)
+    listing(judge, [record()])
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202, {"success": True}))
+    get(judge, 404)
+    assert judge.findings == []
+    listing(judge, [record()])  # listed again after the reset: now getBackup must find it
+    get(judge, 404)
+    assert breaches(judge) == ["P-FOUND"]
+
+
+def test_judge__a_series_delete_that_leaves_its_named_point_is_rc24(judge: Judge) -> None:
+    create(judge)
+    judge.see(sent("deleteBackupChain", "DELETE", f"/api/v1/backups/{BACKUP}/chain", 200, {"success": True}))
+    get(judge, 200, status="ready")
+    assert [(f.check, f.requirement) for f in judge.findings] == [("P-FOUND", "RC-24")]
 
 
 def test_judge__first_backup_after_reset_is_a_baseline(judge: Judge) -> None:

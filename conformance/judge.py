@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from conformance.checks import ConformanceFailure, Finding, conforms, json_value
+from conformance.checks import ConformanceFailure, Finding, conforms, json_value, note
 from conformance.contract import SPECS_DIR, Contract, read_yaml
-from conformance.exchange import Exchange, header_value
+from conformance.exchange import Exchange, header_value, media_type
 
 PROPERTIES_PATH = SPECS_DIR / "properties.yaml"
 # Fields no operation of the contract changes once a backup exists.
@@ -181,6 +181,18 @@ class Judge:
             conforms(self.contract, exchange, self.properties["P-CONTRACT"].requirement)
         except ConformanceFailure as failure:
             key = f"{exchange.operation_id} {exchange.status} {failure.finding.title}"
+            why = _refused_content(exchange)
+            if why is not None and failure.finding.check == "status_code_conformance":
+                # The contract lists no such status, but HTTP gives it for exactly this request's content:
+                # a note for a reviewer, never a violation (a gateway in front of the API may answer it).
+                if (pid_key := ("P-CONTRACT", key, "rfc")) not in self._reported:
+                    self._reported.add(pid_key)
+                    self.findings.append(
+                        note(None, exchange, f"{exchange.operation_id} answered {exchange.status}, an HTTP "
+                             "refusal the contract does not list", f"{why}; {failure.finding.message}",
+                             check="P-CONTRACT")
+                    )
+                return
             self._report("P-CONTRACT", key, failure.finding.title, failure.finding.message, [exchange])
 
     def _created(self, exchange: Exchange, body: Any) -> None:
@@ -680,6 +692,20 @@ UNRESERVED_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Fields of a record that may move by themselves while a backup is in progress (no write needed).
 MOVING_FIELDS = ("status", "storage_size", "price_per_hour", "increment_id", "expire_date")  # P-STABLE judges them
+
+
+def _refused_content(exchange: Exchange) -> str | None:
+    """Why HTTP itself allows this refusal of the request's content, or None: 413 for content larger
+    than the server is willing to take (RFC 9110 §15.5.14), 415 for content in a media type it does not
+    take (§15.5.16). Only where the request sent content, and for 415 not in JSON."""
+    if exchange.request_body is None:
+        return None
+    sent_type = media_type(header_value(exchange.request_headers, "content-type"))
+    if exchange.status == 413:
+        return "RFC 9110 §15.5.14 gives 413 to content larger than the server is willing to process"
+    if exchange.status == 415 and sent_type != "application/json":
+        return f"RFC 9110 §15.5.16 gives 415 to content in a media type it does not take ({sent_type or 'none'})"
+    return None
 
 
 def _lower_uuids(text: str) -> str:

@@ -224,3 +224,14 @@ def test_judge__another_operation_in_the_same_spelling_is_not_a_spelling(judge: 
     judge.see(sent("deleteBackupChain", "DELETE", f"/api/v1/backups/{BACKUP}/chain", 404,
                    {"error": "Not Found", "message": "x"}))  # ... the same id, as spelled: P-FOUND's, not this
     assert "P-EQUIVALENT" not in breaches(judge)
+
+
+def test_judge__an_http_refusal_of_the_content_is_a_note_not_a_violation(judge: Judge) -> None:
+    """413/415 are not in the contract, but RFC 9110 gives them to exactly such content: a note."""
+    error = {"error": "Unsupported Media Type", "message": "x"}
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 415, error, headers={"Content-Type": "text/plain"},
+                   json={"vm_id": VM}))
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 413, error, json={"vm_id": VM, "name": "x" * 9000}))
+    assert [f.classification for f in judge.findings] == ["note", "note"]
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 415, error, json={"vm_id": VM}))  # JSON it was
+    assert breaches(judge) == ["P-CONTRACT"]

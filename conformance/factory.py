@@ -6,8 +6,10 @@ before each create; a create it would exceed is not sent, and the caller learns 
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,11 +18,21 @@ from conformance.client import RaffClient, WaitTimeout
 from conformance.contract import load_contract
 from conformance.exchange import Exchange, data_id, json_body
 from conformance.ledger import Ledger
-from conformance.settings import Settings
+from conformance.preflight import OTHER_RUN_POLL_S, other_runs, parse_time, vm_env
+from conformance.settings import OPTIONS, Settings, run_token_of
 
 
 class BudgetSpent(Exception):
     """The run's backup budget is spent: the create was not sent."""
+
+
+class OtherRunOnVm(BudgetSpent):
+    """Another run of the suite is writing to the VM: this run creates nothing more there."""
+
+
+# Per run token and VM: "ours" once the run's first create there stood; otherwise why the run
+# leaves that VM to another run of the suite. Shared by every factory of the process.
+_CLAIMS: dict[tuple[str, str], str] = {}
 
 
 @dataclass
@@ -32,6 +44,12 @@ class Ready:
     last: Exchange | None = None  # the last answer seen while waiting (evidence)
     timed_out: bool = False  # still not ready at RAFF_READY_TIMEOUT
     undocumented: bool = False  # a status no documentation names: nothing says it would ever move
+
+
+def left_to_other_run(settings: Settings, vm_id: str) -> str | None:
+    """Why this run creates nothing more on the VM (another run of the suite has it), or None."""
+    reason = _CLAIMS.get((settings.run_token, vm_id))
+    return None if reason in (None, "ours") else reason
 
 
 class BackupFactory:
@@ -56,13 +74,90 @@ class BackupFactory:
         """
         if self.remaining() == 0:
             raise BudgetSpent(f"RAFF_MAX_BACKUPS={self.settings.max_backups} is spent; the create was not sent")
-        name = name or f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
+        self._claim_before(vm_id)
+        name = name or f"{self.settings.run_prefix}-{uuid.uuid4().hex[:8]}"
         response = self.client.create_backup(vm_id, name=name, **spelling)
         backup_id = data_id(json_body(response))
         if backup_id:
             self.ledger.record(backup_id)  # before any wait or assert, so cleanup always knows it
         exchange = Exchange.from_httpx(response, "createBackup")
-        return exchange, backup_id if 200 <= response.status_code < 300 else None
+        accepted = backup_id if 200 <= response.status_code < 300 else None
+        if accepted:
+            self._claim_after(vm_id, accepted)
+        return exchange, accepted
+
+    # -- one run per VM (see preflight.py: sharing a VM with another run of the suite) -------------
+
+    def _listing(self, vm_id: str) -> tuple[list[Any], datetime]:
+        try:
+            answer = self.client.list_backups(vm_id=vm_id, limit=1000)
+        except httpx.HTTPError:
+            return [], datetime.now(UTC)
+        body = json_body(answer)
+        data = body.get("data") if isinstance(body, dict) and answer.status_code == 200 else None
+        now = parse_time(answer.headers.get("date")) or datetime.now(UTC)
+        return (data if isinstance(data, list) else []), now
+
+    def _claim_before(self, vm_id: str) -> None:
+        """Right before the run's first create on the VM: no other run of the suite is active there,
+        or it ends within RAFF_WAIT_FOR_OTHER_RUN; else OtherRunOnVm (nothing is sent)."""
+        key = (self.settings.run_token, vm_id)
+        if self.settings.is_mock or _CLAIMS.get(key) == "ours":
+            return
+        if key in _CLAIMS:
+            raise OtherRunOnVm(_CLAIMS[key])
+        deadline = time.monotonic() + self.settings.wait_for_other_run
+        said = False
+        while True:
+            data, now = self._listing(vm_id)
+            active = other_runs(data, self.settings.run_token, vm_id, now, self.settings.other_run_stale_after)
+            if not active:
+                return
+            described = active[0].describe(vm_env(self.settings, vm_id))
+            if time.monotonic() >= deadline:
+                _CLAIMS[key] = (
+                    f"{described}, seen right before this run's first create there; the run created nothing on "
+                    f"that VM (set {OPTIONS['wait_for_other_run'].env} to wait for it)"
+                )
+                raise OtherRunOnVm(_CLAIMS[key])
+            if not said:
+                said = True
+                until = datetime.fromtimestamp(time.time() + deadline - time.monotonic(), UTC)
+                self.client.notify(f"{described}; waiting for it to end until {until:%H:%M:%S} UTC")
+            time.sleep(min(OTHER_RUN_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def _claim_after(self, vm_id: str, backup_id: str) -> None:
+        """Right after the run's first create on the VM: two runs that checked at the same instant
+        both created. The one whose first backup came later (created_at, then the run token) leaves
+        the VM to the other: it deletes that backup at once (the newest point, nothing depends on
+        it yet) and creates nothing more there."""
+        key = (self.settings.run_token, vm_id)
+        if self.settings.is_mock or key in _CLAIMS:
+            return
+        data, now = self._listing(vm_id)
+        stale = self.settings.other_run_stale_after
+        rivals = {run.token for run in other_runs(data, self.settings.run_token, vm_id, now, stale)}
+        mine = next((b for b in data if isinstance(b, dict) and str(b.get("id")) == backup_id), {})
+        my_place = (parse_time(mine.get("created_at")) or now, self.settings.run_token)
+        first = None
+        for backup in data:
+            token = run_token_of(backup.get("name")) if isinstance(backup, dict) else None
+            if token in rivals:
+                place = (parse_time(backup.get("created_at")) or datetime.min.replace(tzinfo=UTC), token)
+                if place < my_place and (first is None or place < first[0]):
+                    first = (place, backup)
+        if first is None:
+            _CLAIMS[key] = "ours"
+            return
+        other = first[1]
+        outcome = self.ledger.delete_now(backup_id)
+        _CLAIMS[key] = (
+            f"run {first[0][1]} began writing to {vm_env(self.settings, vm_id)} {vm_id} at the same moment and "
+            f"created its first backup first ({other.get('id')} at {other.get('created_at')}); this run left "
+            f"the VM to it ({'deleted' if outcome == 'gone' else 'could not yet delete'} its own first backup "
+            f"{backup_id}; set {OPTIONS['wait_for_other_run'].env} to wait instead)"
+        )
+        raise OtherRunOnVm(_CLAIMS[key])
 
     def wait_ready(self, backup_id: str) -> Ready:
         """Wait until the backup is ready; never raises for what the server does."""

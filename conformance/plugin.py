@@ -542,6 +542,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """Right before the scenario's first write (its first reset): claim the run's VMs, or leave them
+    to another run of the suite (its requirements then end inconclusive, naming that run)."""
+    if fixturedef.argname == "scenario":
+        state = get_state(request.config)
+        if not state.settings.is_mock and state.settings.writes_allowed:
+            from conformance.factory import OtherRunOnVm
+
+            try:
+                request.getfixturevalue("make_backup").claim_vms()
+            except OtherRunOnVm as refusal:
+                raise Inconclusive(
+                    Finding(
+                        "inconclusive",
+                        None,
+                        None,
+                        "precondition",
+                        "another run of the suite has the VM",
+                        f"the recorded scenario did not run: {refusal}",
+                        "low",
+                        [],
+                        blocked_by="another run of the suite",
+                    )
+                ) from None
+    return (yield)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
     """Schemathesis' own hook (tryfirst) rewrites a FailureGroup's longrepr; ours comes back after it."""

@@ -125,8 +125,9 @@ def _check_vm(http: httpx.Client, settings: Settings, name: str, vm_id: str, hea
 # its VMs: a backup of another run of the suite that is still in progress or younger than
 # Settings.other_run_stale_after (by the server's own clock: the listing's Date header) means
 # that run is still writing there. Older ones are the leftovers of an aborted run and are left
-# alone. Two runs that check at the same instant both see nothing: BackupFactory breaks that tie
-# after the first create, and what either still sees of the other is a foreign write (state.py).
+# alone. Two runs that check at the same instant both see nothing: BackupFactory.claim_vms (right
+# before the scenario's first reset) and _claim_after (after the first create) break that tie, and
+# what either sees of the other is a foreign write (state.py).
 
 IN_PROGRESS = frozenset({"pending", "creating", "restoring"})
 OTHER_RUN_POLL_S = 5.0
@@ -178,7 +179,7 @@ def other_runs(backups: list[Any], own_token: str, vm_id: str, now: datetime, st
         if token is None or token == own_token:
             continue
         created = parse_time(backup.get("created_at"))
-        age = (now - created).total_seconds() if created is not None else None
+        age = max(0.0, (now - created).total_seconds()) if created is not None else None
         in_progress = backup.get("status") in IN_PROGRESS
         if not in_progress and age is not None and age >= stale_after:
             continue

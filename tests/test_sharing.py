@@ -281,3 +281,43 @@ def test_other_runs__fresh_backups_of_another_run_only() -> None:
     found = other_runs(backups, "run11111111", VM, now, stale_after=600)
     assert [(run.token, run.backup_id) for run in found] == [("run0123abcd", "a"), ("runeeeeeeee", "c")]
     assert found[0].age_s == 60
+
+
+def test_report__kept_backups_and_foreign_writes_are_shown() -> None:
+    """results.json carries kept backups and foreign writes; the model accepts them and the report
+    names each (the backup that depends on a kept one, with the sweep command; the foreign backup)."""
+    results = json.loads((ROOT / "tests" / "fixtures" / "results" / "inconclusive.json").read_text(encoding="utf-8"))
+    sweep = "raff-conformance sweep --prefix raffconf-run0123abcd"
+    results["live"]["kept"] = [
+        {
+            "backup_id": "0000bac0-0000-4000-8000-0000000000aa",
+            "depends_on_it": "backup 0000bac0-0000-4000-8000-0000000000bb ('schedule', not this run's)",
+            "sweep_command": sweep,
+            "message": "0000bac0-…aa kept: …",
+        }
+    ]
+    results["sharing"] = {
+        "run_token": "run0123abcd",
+        "foreign_writes": [
+            {
+                "backup_id": "0000bac0-0000-4000-8000-0000000000bb",
+                "vm_id": VM,
+                "kind": "appeared",
+                "name": "schedule",
+                "created_at": "2026-12-06T12:00:00Z",
+                "shown_by": "GET http://127.0.0.1:1/api/v1/backups?vm_id=… -> 200",
+                "seen_at": 1.0,
+                "window_from": 0.5,
+                "other_run": None,
+                "description": "backup 0000bac0-0000-4000-8000-0000000000bb ('schedule') written by another client",
+            }
+        ],
+    }
+    from conformance.report import render_html, validate_results
+
+    assert validate_results(results) == []
+    html = render_html(results)
+    assert "0000bac0-0000-4000-8000-0000000000aa" in html and sweep in html
+    assert "written by another client" in html and "run0123abcd" in html
+    results["sharing"]["foreign_writes"][0]["kind"] = "moved"
+    assert validate_results(results)

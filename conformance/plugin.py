@@ -113,6 +113,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [state.settings.describe()]
     if not state.settings.base_url:
         lines.append("raff-conformance: no RAFF_BASE_URL: the bundled mock starts on a free loopback port")
+    elif state.settings.writes_allowed:
+        lines.append(f"raff-conformance: this run's backups are named {state.settings.run_prefix}-…")
     lines.append(
         f"raff-conformance: contract {contract.title} {contract.version} "
         f"(spec {contract.published_sha256[:12]}, overlay {contract.overlay_sha256[:12]})"

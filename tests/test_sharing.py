@@ -321,3 +321,55 @@ def test_report__kept_backups_and_foreign_writes_are_shown() -> None:
     assert "written by another client" in html and "run0123abcd" in html
     results["sharing"]["foreign_writes"][0]["kind"] = "moved"
     assert validate_results(results)
+
+
+def _listed(backups: list[dict[str, Any]], *, key: str = "key", vm: str = VM) -> Any:
+    from conformance.exchange import Exchange
+
+    request = httpx.Request(
+        "GET",
+        "http://127.0.0.1:1/api/v1/backups",
+        params={"vm_id": vm, "limit": 1000},
+        headers={"X-API-Key": key, "X-Project-ID": "p"},
+    )
+    body = {"success": True, "data": backups, "total": len(backups)}
+    return Exchange.from_httpx(httpx.Response(200, json=body, request=request), "listBackups")
+
+
+def _backup(backup_id: str, name: str) -> dict[str, Any]:
+    return {"id": backup_id, "name": name, "product_vm": VM, "status": "ready", "created_at": "2026-12-06T12:00:00Z"}
+
+
+def test_foreign_watch__sees_what_the_run_did_not_write() -> None:
+    from conformance.ledger import OWN_BACKUPS
+    from conformance.state import ForeignWatch
+
+    old, own, stranger = (f"0000bac0-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
+    watch = ForeignWatch((VM, None), "run0123abcd", 0.0, active=True, scope=("key", "p"))
+    watch.start(VM, {old}, 1.0)
+    OWN_BACKUPS.add(own)
+    try:
+        watch.see(_listed([_backup(old, "legacy"), _backup(own, "raffconf-x")]), 2.0)
+        assert watch.found == {}  # what was there at the start, and the run's own
+        watch.see(_listed([], key="other-account"), 2.5)  # another scope rightly lists none of them
+        assert watch.found == {}
+        watch.see(_listed([_backup(old, "legacy"), _backup(stranger, "schedule")]), 3.0)
+        appeared = watch.found[(stranger, "appeared")]
+        assert (appeared.window_from, appeared.seen_at, appeared.other_run) == (2.0, 3.0, None)
+        watch.see(_listed([_backup(stranger, "raffconf-runffffffff-1")]), 4.0)
+        vanished = watch.found[(old, "vanished")]
+        assert vanished.kind == "vanished" and vanished.window_from == 3.0
+        other = "0000bac0-0000-4000-8000-000000000009"
+        watch.see(_listed([_backup(stranger, "schedule"), _backup(other, "raffconf-runffffffff-2")]), 5.0)
+        assert watch.found[(other, "appeared")].other_run == "runffffffff"
+        assert watch.found[(other, "appeared")].window_from == 1.0  # another run: from the run's start
+    finally:
+        OWN_BACKUPS.discard(own)
+
+
+def test_foreign_watch__off_on_the_bundled_mock() -> None:
+    from conformance.state import ForeignWatch
+
+    watch = ForeignWatch((VM, None), "run0123abcd", 0.0, active=False)
+    watch.see(_listed([_backup("0000bac0-0000-4000-8000-000000000003", "schedule")]), 3.0)
+    assert watch.found == {}

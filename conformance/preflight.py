@@ -140,6 +140,7 @@ class OtherRun:
     token: str
     vm_id: str
     backup_id: str
+    prefix: str  # its names' start, up to its token: what `raff-conformance sweep --prefix` takes
     created_at: str | None
     age_s: float | None  # by the server's clock; None when created_at or the Date could not be read
     in_progress: bool
@@ -183,7 +184,9 @@ def other_runs(backups: list[Any], own_token: str, vm_id: str, now: datetime, st
         in_progress = backup.get("status") in IN_PROGRESS
         if not in_progress and age is not None and age >= stale_after:
             continue
-        seen = OtherRun(token, vm_id, str(backup.get("id")), backup.get("created_at"), age, in_progress)
+        name = str(backup.get("name"))
+        prefix = name[: name.index(token) + len(token)]
+        seen = OtherRun(token, vm_id, str(backup.get("id")), prefix, backup.get("created_at"), age, in_progress)
         known = newest.get(token)
         if known is None or (age is not None and (known.age_s is None or age < known.age_s)):
             newest[token] = seen
@@ -232,12 +235,12 @@ def wait_for_other_runs(
                 raise PreflightError(
                     f"{first.describe(env)}, still after waiting {settings.wait_for_other_run:.0f}s "
                     f"({OPTIONS['wait_for_other_run'].env}); wait longer, use another VM, or, if that run was aborted, "
-                    f"delete its backups: raff-conformance sweep --prefix {settings.name_prefix}-{first.token}"
+                    f"delete its backups: raff-conformance sweep --prefix {first.prefix}"
                 )
             raise PreflightError(
                 f"{first.describe(env)}: two runs on one VM would judge each other's writes; set "
                 f"{OPTIONS['wait_for_other_run'].env}=1800 to wait for it, use another VM, or, if that run was "
-                f"aborted, delete its backups: raff-conformance sweep --prefix {settings.name_prefix}-{first.token}"
+                f"aborted, delete its backups: raff-conformance sweep --prefix {first.prefix}"
             )
         if first.token not in announced:
             announced.add(first.token)

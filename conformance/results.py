@@ -194,7 +194,8 @@ def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
     leftovers = list(dict.fromkeys(leftover for o in outputs for leftover in o["leftovers"]))
     sweep = None
     if leftovers and not state.settings.is_mock:
-        sweep = f"raff-conformance sweep --prefix {state.settings.name_prefix}"
+        # This run's prefix and token: a bare RAFF_NAME_PREFIX would also delete another run's backups.
+        sweep = f"raff-conformance sweep --prefix {state.settings.run_prefix}"
     return {
         "backups_created": sum(o["backups_created"] for o in outputs),
         "wait_seconds": round(sum(o["wait_seconds"] for o in outputs), 2),

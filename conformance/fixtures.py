@@ -80,7 +80,7 @@ def ledger(settings: Settings, client: RaffClient, raff_state: RaffState) -> Ite
     try:
         yield book
     finally:
-        raff_state.leftovers += book.cleanup()
+        raff_state.leftovers += book.cleanup(final=True)  # the last cleanup of the run: kept ones once more
         raff_state.backups_created += book.backups_created
         raff_state.wait_seconds += book.wait_seconds
 

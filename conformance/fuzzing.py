@@ -71,7 +71,7 @@ from conformance.checks import exchange_from_schemathesis
 from conformance.client import RaffClient, RateLimiter
 from conformance.contract import Contract
 from conformance.exchange import STOP, WRITES, Exchange, clean_headers, data_id, json_body
-from conformance.factory import BackupFactory
+from conformance.factory import BackupFactory, left_to_other_run
 from conformance.fuzz_checks import (
     RUN_SCOPED_CHECK_NAMES,
     check_functions,
@@ -562,8 +562,8 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
     live target only with writes allowed and within the run's budget (most useful roles first).
     """
     targets = Targets(project_id=settings.project_id or "", vm_id=settings.vm_id or "")
-    if not settings.writes_allowed or not settings.vm_id:
-        return targets
+    if not settings.writes_allowed or not settings.vm_id or left_to_other_run(settings, settings.vm_id):
+        return targets  # (another run of the suite has the VM: factory.BackupFactory._claim_after)
     remaining = created.remaining()
     roles = TARGET_ROLES if remaining is None else TARGET_ROLES[:remaining]
     backups: dict[str, str] = {}
@@ -578,7 +578,7 @@ def create_targets(settings: Settings, client: RaffClient, created: CreatedBacku
         # out, so that the pinned reads and restores of every seed cover a backup the server named
         # itself (named ones come from the scenario and the lifecycle). On a live target every
         # backup carries the run's prefix: the sweep command finds leftovers by it.
-        name = None if role == "read" and settings.is_mock else f"{settings.name_prefix}-fuzz-{role}"
+        name = None if role == "read" and settings.is_mock else f"{settings.run_prefix}-fuzz-{role}"
         response = client.create_backup(settings.vm_id, name=name)
         backup_id = data_id(json_body(response))
         if backup_id is None:

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from conformance.client import NOTICE_AFTER_S, RaffClient
 from conformance.exchange import STOP
 
+# Every backup a ledger of this process recorded: the run's own backups, which the watch for
+# foreign writes (state.ForeignWatch) never counts as someone else's.
+OWN_BACKUPS: set[str] = set()
+# The run's backups whose delete another client's backup blocks (409, a later point of the same
+# series that is not the run's): id -> what depends on it. Tried once more at the very end (the
+# session ledger's cleanup); what still stands is reported as kept, never as a bare leftover.
+KEPT: dict[str, str] = {}
+
 
 @dataclass
 class Ledger:
@@ -34,6 +42,7 @@ class Ledger:
             if backup_id not in self.created:
                 self.created.append(backup_id)
                 self.backups_created += 1
+            OWN_BACKUPS.add(backup_id.lower())
 
     def forget(self, backup_id: str) -> None:
         """The backup was deleted by a test; nothing left to clean."""
@@ -41,14 +50,17 @@ class Ledger:
             if backup_id in self.created:
                 self.created.remove(backup_id)
 
-    def cleanup(self, *, confirm_timeout: float = 30.0) -> list[str]:
+    def cleanup(self, *, confirm_timeout: float = 30.0, final: bool = False) -> list[str]:
         """Delete every recorded backup, newest first; return what could not be deleted this time
         (``leftovers`` keeps what every call could not).
 
         No read decides what is gone: every backup gets its DELETE, and only a 404 answered to a
         DELETE confirms it gone (a getBackup that wrongly answers 404 must not leave it behind).
         A delete refused with 409 (a newer point still depends on it) is tried again once the rest
-        is gone. Runs also after Ctrl-C or SIGTERM (``STOP.cleaning`` lets its requests through).
+        is gone. One still refused because a backup that is not the run's depends on it (another
+        client's) is kept (``KEPT``) rather than left over; ``final`` (the session's cleanup, the
+        last of the run) tries every kept one once more. Runs also after Ctrl-C or SIGTERM
+        (``STOP.cleaning`` lets its requests through).
         """
         leftovers: list[str] = []
         doomed = [b for b in reversed(list(self.created)) if b not in self.preexisting]
@@ -73,13 +85,54 @@ class Ledger:
                         gone.append(backup_id)
                     elif outcome == "refused" and attempt is doomed:
                         refused.append(backup_id)
+                    elif outcome == "refused" and (dependent := self._foreign_dependent(backup_id)):
+                        KEPT[backup_id] = dependent
                     else:
                         leftovers.append(backup_id if outcome != "refused" else f"{backup_id} (delete refused 409)")
+            if final:
+                for backup_id in list(KEPT):  # once more at the very end: the other client may be done
+                    try:
+                        outcome = self._delete_confirmed(backup_id, confirm_timeout)
+                    except Exception:
+                        continue
+                    if outcome == "gone":
+                        del KEPT[backup_id]
+                        self.forget(backup_id)
+                        gone.append(backup_id)
             leftovers += self._still_listed(gone)
         finally:
             STOP.cleaning.clear()
         self.leftovers += leftovers
         return leftovers
+
+    def delete_now(self, backup_id: str, timeout: float = 30.0) -> str:
+        """Delete one recorded backup now (confirmed by a 404): 'gone', 'refused' or 'stuck'."""
+        outcome = self._delete_confirmed(backup_id, timeout)
+        if outcome == "gone":
+            self.forget(backup_id)
+        return outcome
+
+    def _foreign_dependent(self, backup_id: str) -> str | None:
+        """The backup that is not the run's and depends on this one (a later point on its VM), in
+        words, or None when the listing shows none (then the 409 is the server's alone)."""
+        try:
+            shown = self.client.show_backup(backup_id)
+            mine = shown.json().get("data") if shown.status_code == 200 else None
+            if not isinstance(mine, dict) or not mine.get("product_vm"):
+                return None
+            listing = self.client.list_backups(vm_id=mine["product_vm"], limit=1000)
+            data = listing.json().get("data") if listing.status_code == 200 else None
+        except Exception:  # what cannot be read names nothing
+            return None
+        position = mine.get("increment_id")
+        for other in data or []:
+            if not isinstance(other, dict) or str(other.get("id", "")).lower() in OWN_BACKUPS:
+                continue
+            later = other.get("increment_id")
+            if isinstance(position, int) and isinstance(later, int) and later > position:
+                name, created = other.get("name"), other.get("created_at")
+                return f"backup {other.get('id')} ({name!r}, created {created}, not this run's)"
+        return None
 
     def _still_listed(self, gone: list[str]) -> list[str]:
         """Backups whose DELETE answered 404 but that one listing afterwards still shows: a server

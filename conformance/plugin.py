@@ -24,10 +24,18 @@ from hypothesis import settings as hypothesis_settings
 from conformance.checks import ConformanceFailure, Finding, Inconclusive, spec_gap
 from conformance.contract import load_contract
 from conformance.exchange import STOP, WRITES
-from conformance.preflight import PreflightError, backups_needed, check_budget, check_local, check_target
+from conformance.ledger import KEPT, OWN_BACKUPS
+from conformance.preflight import (
+    PreflightError,
+    backups_needed,
+    check_budget,
+    check_local,
+    check_other_runs,
+    check_target,
+)
 from conformance.results import JUDGE_NODEID
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
-from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, get_state
+from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, exchange_dict, get_state
 from conformance.terminal import failure_block
 
 CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
@@ -64,6 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
             check_local(settings, report_dir(config, settings), baseline, compare)
         except PreflightError as error:
             raise pytest.UsageError(f"raff-conformance: {error}") from None
+    token = getattr(config, "workerinput", {}).get("raff_run_token")
+    if token:  # one run, one token: a pytest-xdist worker names its backups as the controller's run
+        settings = dataclasses.replace(settings, run_token=token)
+    OWN_BACKUPS.clear()  # a program that calls pytest.main() twice runs two runs
+    KEPT.clear()
     config.stash[STATE_KEY] = RaffState(config=config, settings=settings, contract=load_contract())
     hypothesis_settings.load_profile(settings.effective_profile)
     # Tests that share the VM's backup series must never interleave under pytest-xdist. A run of
@@ -81,6 +94,14 @@ def pytest_configure(config: pytest.Config) -> None:
                 signal.signal(signum, _interrupt)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker of the run carries the controller's run token."""
+    state = node.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        node.workerinput["raff_run_token"] = state.settings.run_token
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     STOP.interrupted.set()
     raise KeyboardInterrupt(f"signal {signum}")
@@ -92,6 +113,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [state.settings.describe()]
     if not state.settings.base_url:
         lines.append("raff-conformance: no RAFF_BASE_URL: the bundled mock starts on a free loopback port")
+    elif state.settings.writes_allowed:
+        lines.append(f"raff-conformance: this run's backups are named {state.settings.run_prefix}-…")
     lines.append(
         f"raff-conformance: contract {contract.title} {contract.version} "
         f"(spec {contract.published_sha256[:12]}, overlay {contract.overlay_sha256[:12]})"
@@ -194,6 +217,17 @@ def _prepare_target(config: pytest.Config, *, preflight: bool) -> None:
             raise pytest.UsageError(f"raff-conformance: {message}") from None
         for line in state.preflight_notes:
             state.say(f"note: {line}")
+    if not state.settings.is_mock:
+        # Another run of the suite on the run's VMs: wait for it or stop (exit 4) before the first
+        # write; what each VM holds now is where the watch for foreign writes starts.
+        settings = state.settings
+        try:
+            initial = check_other_runs(settings, state.say, enforce=preflight and settings.writes_allowed)
+        except PreflightError as error:
+            raise pytest.UsageError(f"raff-conformance: {error}") from None
+        state.watch_foreign_writes(active=True)
+        for vm_id, backup_ids in initial.items():
+            state.foreign.start(vm_id, backup_ids, state.foreign.started_at)
     state.target_ready = True
 
 
@@ -308,6 +342,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reporter.write_line(f"LEFTOVERS (could not be deleted): {', '.join(live['leftovers'])}", red=True)
         if live.get("sweep_command"):
             reporter.write_line(f"  finish the cleanup with: {live['sweep_command']} (add --dry-run to look first)")
+    for kept in live.get("kept") or []:
+        reporter.write_line(f"KEPT: {kept['message']}", yellow=True)
+    foreign = (results.get("sharing") or {}).get("foreign_writes") or []
+    if foreign:
+        excused = sum(1 for f in results["findings"] if f.get("blocked_by") == "foreign write")
+        reporter.write_line(
+            f"writes by someone else on the run's VMs: {len(foreign)}; {excused} verdict(s) they touched are "
+            "inconclusive, never violations",
+            yellow=True,
+        )
+        for write in foreign[:5]:
+            reporter.write_line(f"  {_clip(write['description'], max(40, reporter._tw.fullwidth - 3))}")
     out_dir = report_dir(config, state.settings)
     reporter.write_line(f"reports: {out_dir / 'report.html'}, {out_dir / 'junit.xml'}, {out_dir / 'results.json'}")
     verdict = results["run"]["verdict"]
@@ -371,6 +417,8 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "backups_created": state.backups_created,
         "wait_seconds": state.wait_seconds,
         "leftovers": state.leftovers,
+        "kept": dict(KEPT),
+        "foreign": state.foreign.output(),
         "left_in_mock": state.left_in_mock,
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
@@ -509,6 +557,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and not converted:
         _compact_failure(item, state, record, report, error)
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """Right before the scenario's first write (its first reset): claim the run's VMs, or leave them
+    to another run of the suite (its requirements then end inconclusive, naming that run)."""
+    if fixturedef.argname == "scenario":
+        state = get_state(request.config)
+        if not state.settings.is_mock and state.settings.writes_allowed:
+            from conformance.factory import OtherRunOnVm
+
+            try:
+                request.getfixturevalue("make_backup").claim_vms()
+            except OtherRunOnVm as refusal:
+                raise Inconclusive(
+                    Finding(
+                        "inconclusive",
+                        None,
+                        None,
+                        "precondition",
+                        "another run of the suite has the VM",
+                        f"the recorded scenario did not run: {refusal}",
+                        "low",
+                        [],
+                        blocked_by="another run of the suite",
+                    )
+                ) from None
+    return (yield)
 
 
 @pytest.hookimpl(trylast=True)
@@ -657,7 +733,7 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
         "duration_s": round(report.duration, 4),
         "message": message,
         "findings": [_finding_dict(f) for f in findings],
-        "exchanges": [e.to_dict() for e in exchanges],
+        "exchanges": [exchange_dict(e) for e in exchanges],
         "attached": min(len(record.attached), len(exchanges)),  # the first ones: what the test judged
         "hypothesis_seed": _seed(state.config.getoption("hypothesis_seed", None)),
     }
@@ -687,7 +763,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "title": finding.title,
         "message": finding.message,
         "severity": finding.severity,
-        "exchanges": [e.to_dict() for e in finding.exchanges],
+        "exchanges": [exchange_dict(e) for e in finding.exchanges],
         "replay": finding.replay,
         "confirmed": finding.confirmed,
         "blocked_by": finding.blocked_by,

@@ -6,11 +6,14 @@ junit.xml are rendered from, and what ``--compare`` and ``--baseline`` work on.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from conformance import __version__
 from conformance.state import RaffState, run_command, utc_iso
@@ -24,6 +27,9 @@ def build_results(
     contract = state.contract
     config = state.config
     tests, findings = _tests_and_findings([*state.records, *_judge_records(state, outputs)])
+    foreign = [w for o in outputs for w in (o.get("foreign") or {}).get("writes", [])]
+    backup_vms = {b: vm for o in outputs for b, vm in (o.get("foreign") or {}).get("backup_vms", {}).items()}
+    excuse_foreign_writes(tests, findings, foreign, backup_vms)
     target = next((o["target"] for o in outputs if o["target"].get("base_url")), outputs[-1]["target"])
     observed: Counter[tuple[str, int]] = Counter()
     for output in outputs:
@@ -59,6 +65,10 @@ def build_results(
         "properties": _properties(state, outputs),
         "matrix": _matrix(outputs),
         "live": _live(state, outputs),
+        "sharing": {
+            "run_token": state.settings.run_token,
+            "foreign_writes": list({(w["backup_id"], w["kind"]): w for w in foreign}.values()),
+        },
         "comparison": None,
         "baseline": None,
     }
@@ -92,20 +102,128 @@ def run_verdict(results: dict[str, Any]) -> str:
     return "spec_gap" if "spec_gap" in verdicts else "pass"
 
 
+# -- writes by anyone else (see state.ForeignWatch): the verdicts they touch are inconclusive --------
+
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+VM_IN_PATH = re.compile(rf"/vms/({UUID})")
+BACKUP_IN_PATH = re.compile(rf"/backups/({UUID})")
+
+
+def exchange_vms(exchange: dict[str, Any], backup_vms: dict[str, str]) -> set[str]:
+    """The VMs an exchange is about: in its path, its vm_id (query or body), the backups it names or
+    answers with (their product_vm, or where the run saw them)."""
+    request = exchange.get("request") or {}
+    url = str(request.get("url") or "")
+    path = urlsplit(url).path
+    vms = {m.lower() for m in VM_IN_PATH.findall(path)}
+    vms |= {v.lower() for v in parse_qs(urlsplit(url).query).get("vm_id", [])}
+    body = request.get("body")
+    if isinstance(body, dict) and isinstance(body.get("vm_id"), str):
+        vms.add(body["vm_id"].lower())
+    vms |= {backup_vms[b.lower()] for b in BACKUP_IN_PATH.findall(path) if b.lower() in backup_vms}
+    answer = ((exchange.get("response") or {}).get("body")) if isinstance(exchange.get("response"), dict) else None
+    data = answer.get("data") if isinstance(answer, dict) else None
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict) and isinstance(item.get("product_vm"), str):
+            vms.add(item["product_vm"].lower())
+    return vms
+
+
+def touching(
+    evidence: Iterable[dict[str, Any]], writes: list[dict[str, Any]], backup_vms: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The foreign writes a verdict's evidence is touched by.
+
+    A write touches a verdict whose evidence is about the write's VM and reaches the write's window
+    (the last moment the run had seen the VM without it) or later. Evidence about no VM the run
+    could tell, or seen at no known moment, is touched by every write: a false violation is the
+    worse mistake, and this only happens where a write by someone else was seen at all.
+    """
+    evidence = list(evidence)
+    vms = set().union(*(exchange_vms(e, backup_vms) for e in evidence)) if evidence else set()
+    times = [e.get("at") for e in evidence]
+    last = None if not times or any(t is None for t in times) else max(times)
+    return [
+        w
+        for w in writes
+        if (not vms or w["vm_id"].lower() in vms) and (last is None or last >= w["window_from"])
+    ]
+
+
+def excuse_foreign_writes(
+    tests: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+    writes: list[dict[str, Any]],
+    backup_vms: dict[str, str],
+) -> None:
+    """Every violation a foreign write touches becomes inconclusive, naming the write (never a violation).
+
+    The evidence of a verdict is its finding's exchanges, or every exchange of its test when the
+    finding carries none. A test left with no violation after this is inconclusive, not failed.
+    """
+    if not writes:
+        return
+    by_test = {t["nodeid"]: t for t in tests}
+    for finding in findings:
+        if finding["classification"] != "violation":
+            continue
+        # A finding's own exchanges are its evidence (what set the expectation and what broke it);
+        # one that carries none is judged by every exchange of its test.
+        evidence = finding.get("exchanges") or (by_test.get(finding["test"]) or {}).get("exchanges", [])
+        touched = touching(evidence, writes, backup_vms)
+        if not touched:
+            continue
+        names = "; ".join(w["description"] for w in touched[:3]) + (
+            f"; and {len(touched) - 3} more" if len(touched) > 3 else ""
+        )
+        finding["classification"] = "inconclusive"
+        finding["blocked_by"] = "foreign write"
+        finding["title"] = f"not judged, a write by someone else touched it: {finding['title']}"
+        finding["message"] = (
+            f"a write this run did not make touched the evidence: {names}. "
+            f"What the check would have said: {finding['message']}"
+        )
+    for test in tests:
+        if test["outcome"] in ("failed", "error") and test["findings"]:
+            own = [f for f in findings if f["id"] in test["findings"]]
+            if own and not any(f["classification"] == "violation" for f in own):
+                test["outcome"] = "inconclusive"
+
+
 def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
     # One backup can be in a module's book and in the session ledger: list each leftover once.
     leftovers = list(dict.fromkeys(leftover for o in outputs for leftover in o["leftovers"]))
     sweep = None
     if leftovers and not state.settings.is_mock:
-        sweep = f"raff-conformance sweep --prefix {state.settings.name_prefix}"
+        # This run's prefix and token: a bare RAFF_NAME_PREFIX would also delete another run's backups.
+        sweep = f"raff-conformance sweep --prefix {state.settings.run_prefix}"
     return {
         "backups_created": sum(o["backups_created"] for o in outputs),
         "wait_seconds": round(sum(o["wait_seconds"] for o in outputs), 2),
         "leftovers": leftovers,
         "requests_sent": sum(o.get("requests_sent", 0) for o in outputs),
         "sweep_command": sweep,
+        "kept": _kept(state, outputs),
         "left_in_mock": _sum_known(o.get("left_in_mock") for o in outputs),
     }
+
+
+def _kept(state: RaffState, outputs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The run's backups another client's backup depends on (a 409 to every delete): kept, not left over."""
+    kept = {backup: dependent for o in outputs for backup, dependent in (o.get("kept") or {}).items()}
+    sweep = f"raff-conformance sweep --prefix {state.settings.run_prefix}"
+    return [
+        {
+            "backup_id": backup,
+            "depends_on_it": dependent,
+            "sweep_command": sweep,
+            "message": (
+                f"{backup} kept: {dependent} depends on it, so the server refuses its delete (409); once that "
+                f"backup is gone, delete it with: {sweep}"
+            ),
+        }
+        for backup, dependent in kept.items()
+    ]
 
 
 JUDGE_NODEID = "raff-conformance::every-exchange"

@@ -233,7 +233,7 @@ class ScenarioRunner:
         contract's maxLength in several scripts (P-ROUND-TRIP, RC-26)."""
         key, project = self.settings.api_key or "", self.settings.project_id or ""
         return {
-            "A2": {"name": long_name(self.settings.name_prefix)},
+            "A2": {"name": long_name(self.settings.run_prefix)},
             "A3": {"headers": {"Content-Type": "application/json; charset=utf-8"}},
             "A4": {"headers": {"Content-Type": "Application/JSON"}},
             "A6": {"api_key": None, "project_id": None, "headers": {"x-api-key": key, "x-project-id": project}},
@@ -383,7 +383,7 @@ class ScenarioRunner:
 
     def _scope_create(self, other_project: str) -> httpx.Response:
         response = self.client.create_backup(
-            self.record.vm_id, name=f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}", project_id=other_project
+            self.record.vm_id, name=f"{self.settings.run_prefix}-{uuid.uuid4().hex[:8]}", project_id=other_project
         )
         backup_id = data_id(json_body(response))
         if backup_id is not None and 200 <= response.status_code < 300:

@@ -6,6 +6,7 @@ Tests never read the environment themselves; they get ``Settings`` through fixtu
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -76,7 +77,27 @@ OPTIONS: dict[str, Option] = {
     "rate_limit": Option("--rate-limit", "RAFF_RATE_LIMIT", "client request-rate cap, requests/s (<30)", "float"),
     "max_backups": Option("--max-backups", "RAFF_MAX_BACKUPS", "most backups a run may create", "int"),
     "name_prefix": Option("--name-prefix", "RAFF_NAME_PREFIX", "prefix of names of backups the suite creates"),
+    "wait_for_other_run": Option(
+        "--wait-for-other-run",
+        "RAFF_WAIT_FOR_OTHER_RUN",
+        "seconds to wait for another run of the suite on the same VM before stopping (0: stop at once, exit 4)",
+        "float",
+    ),
 }
+
+# Every backup a run creates carries its run token in its name ({prefix}-run<8 hex>-...), so that
+# another run of the suite on the same VM sees it (the API has no tag a run could write instead).
+RUN_TOKEN = re.compile(r"(?:^|-)(run[0-9a-f]{8})(?:-|$)")
+
+
+def new_run_token() -> str:
+    return f"run{uuid.uuid4().hex[:8]}"
+
+
+def run_token_of(name: object) -> str | None:
+    """The run token in a backup's name, or None for a backup no run of the suite named."""
+    match = RUN_TOKEN.search(name) if isinstance(name, str) else None
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,10 @@ class Settings:
     rate_limit: float = 20.0
     max_backups: int = 8
     name_prefix: str = "raffconf"
+    wait_for_other_run: float = 0.0
+    # This run's token, in the name of every backup it creates (see RUN_TOKEN); one per run, handed
+    # to pytest-xdist workers by the controller.
+    run_token: str = field(default_factory=new_run_token)
     # Filled in by the session when it starts the bundled mock.
     embedded_mock: bool = field(default=False)
     # Seconds before the first poll of a backup that is not ready yet (the interval then grows).
@@ -107,6 +132,21 @@ class Settings:
 
     # Explicitly given (option or environment), not the default: the model run on a real server needs it.
     max_backups_given: bool = field(default=False)
+
+    @property
+    def run_prefix(self) -> str:
+        """The start of every backup name this run gives: the prefix, then the run token."""
+        return f"{self.name_prefix}-{self.run_token}"
+
+    @property
+    def other_run_stale_after(self) -> float:
+        """Seconds after which another run's newest backup no longer says that run is active.
+
+        A live run creates its next backup at most about one ready wait after the last one, so an
+        active run always has a backup younger than two ready waits (at least 10 minutes); older
+        ones are the leftovers of an aborted run (``raff-conformance sweep`` removes them).
+        """
+        return max(600.0, 2 * self.effective_ready_timeout)
 
     @property
     def is_mock(self) -> bool:
@@ -208,7 +248,7 @@ def _convert(name: str, option: Option, raw: Any) -> Any:
             value = float(text) if option.kind == "float" else int(text)
         except ValueError:
             raise SettingsError(f"{option.env} / {option.flag}: expected a number, got {text!r}") from None
-        if value <= 0 and name != "max_backups":
+        if value <= 0 and name not in ("max_backups", "wait_for_other_run"):
             raise SettingsError(f"{option.env} / {option.flag}: must be positive, got {text!r}")
         return value
     return text
@@ -248,6 +288,8 @@ def validate(settings: Settings) -> None:
         raise SettingsError("RAFF_RATE_LIMIT / --rate-limit: must stay below the documented 30 requests/s")
     if settings.max_backups < 0:
         raise SettingsError("RAFF_MAX_BACKUPS / --max-backups: must be zero or more")
+    if settings.wait_for_other_run < 0:
+        raise SettingsError("RAFF_WAIT_FOR_OTHER_RUN / --wait-for-other-run: must be zero or more seconds")
 
 
 def setting_names() -> list[str]:

@@ -90,6 +90,8 @@ class Exchange(TypedDict):
     curl: str
     # conformance.exchange.Exchange.to_dict adds the transport error when response is None.
     error: NotRequired[str | None]
+    # When the run saw it (epoch seconds; conformance.state.exchange_dict): the foreign-write rule's clock.
+    at: NotRequired[float | None]
 
 
 class RequirementResult(TypedDict):
@@ -192,6 +194,33 @@ class PropertyBased(TypedDict):
     limitations: NotRequired[list[str]]  # what generated traffic left out on the target, and why
 
 
+class KeptBackup(TypedDict):
+    backup_id: str
+    depends_on_it: str  # the backup that is not the run's and depends on it, in words
+    sweep_command: str  # deletes the run's backups once that one is gone
+    message: str
+
+
+class ForeignWrite(TypedDict):
+    """A write on one of the run's VMs that the run did not make (conformance.state.ForeignWrite)."""
+
+    backup_id: str
+    vm_id: str
+    kind: Literal["appeared", "vanished"]
+    name: str | None
+    created_at: str | None
+    shown_by: str
+    seen_at: float
+    window_from: float
+    other_run: str | None
+    description: str
+
+
+class Sharing(TypedDict):
+    run_token: str  # in the name of every backup the run created
+    foreign_writes: list[ForeignWrite]  # each made the verdicts it touched inconclusive
+
+
 class Live(TypedDict):
     backups_created: int
     wait_seconds: float
@@ -201,6 +230,8 @@ class Live(TypedDict):
     # The bundled mock only: backups still in its world at the end that the run created (read from
     # the mock's state itself, not through the API, so a server whose reads lie cannot hide one).
     left_in_mock: NotRequired[int | None]
+    # The run's backups that another client's backup depends on (every delete refused 409): kept.
+    kept: NotRequired[list[KeptBackup]]
 
 
 class PropertyRow(TypedDict):
@@ -298,6 +329,7 @@ class Results(TypedDict):
     # The variant matrix, when the run sent it; absent in older files.
     matrix: NotRequired[Matrix | None]
     live: Live
+    sharing: NotRequired[Sharing]  # absent in older files
     comparison: Comparison | None
     baseline: Baseline | None
 

@@ -14,6 +14,7 @@ field; evidence the judge lacks is no finding.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter
@@ -24,9 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import jsonschema
+
 from conformance.checks import ConformanceFailure, Finding, conforms, json_value, note
 from conformance.contract import SPECS_DIR, Contract, read_yaml
 from conformance.exchange import Exchange, header_value, media_type
+from conformance.settings import FAKE_KEY_PREFIX
 
 PROPERTIES_PATH = SPECS_DIR / "properties.yaml"
 # Fields no operation of the contract changes once a backup exists.
@@ -128,10 +132,12 @@ class Judge:
                 self._contract(exchange)
             body = json_value(exchange.response_body)
             operation, status = exchange.operation_id, exchange.status
+            if not generated and exchange.method.upper() in WRITE_METHODS and 200 <= status < 300:
+                self._carried_out(exchange, params)
             if "id" in params and not generated:
                 # Before the removal count moves for this very request (a delete is itself a removal).
                 self._equivalent_write(exchange, params["id"])
-            if operation == "resetBackupChain":
+            if not generated and exchange.method.upper() in WRITE_METHODS:
                 self._kind(exchange, params.get("id", ""))
             if operation == "createBackup" and 200 <= status < 300:
                 self._created(exchange, body)
@@ -570,31 +576,79 @@ class Judge:
             # common routers match the raw path: a 404 there is no breach we can prove.
             return
         self.judged["P-EQUIVALENT"] += 1
-        if status != 404:
-            return
+        if status not in SPELLING_REFUSALS:
+            return  # taken, or refused for the resource's state (409) or the pace (429): no spelling's doing
+        what = "is not found" if status == 404 else f"is refused ({status})"
         self._report(
             "P-EQUIVALENT",
             f"write {operation} {spelling}",
-            f"{operation}: the same id in another spelling is not found",
+            f"{operation}: the same id in another spelling {what}",
             f"{_where(found[1])} found {slot} {key[1]}; {_where(exchange)} names it in another spelling "
-            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered 404.",
+            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered {status}.",
             [found[1], exchange],
         )
 
+    def _carried_out(self, exchange: Exchange, params: dict[str, str]) -> None:
+        """A write the contract says must be refused was carried out (P-REQUEST): it broke the request
+        schema (a required parameter absent, a parameter or the JSON body not matching its schema) or
+        came without a key, or with one of the suite's made-up keys, yet answered 2xx."""
+        operation = exchange.operation_id or ""
+        self.judged["P-REQUEST"] += 1
+        broken = _request_breach(self.contract, exchange, params)
+        if broken is None:
+            return
+        what, slot = broken
+        requirement = _REFUSAL_REQUIREMENT.get((operation, slot)) or _REFUSAL_REQUIREMENT.get(("*", slot), "RC-25")
+        self._report(
+            "P-REQUEST",
+            f"{operation} {what}",
+            f"{operation} carried out a request the contract refuses",
+            f"{_where(exchange)}: {what}; a request that breaks the contract's request schema, or has no valid "
+            "key, is refused with a 4xx and never carried out.",
+            [exchange],
+            requirement=requirement,
+        )
+
     def _kind(self, exchange: Exchange, path_id: str) -> None:
-        """A reset whose path names a backup of this run: an id of another kind, no VM (P-KIND)."""
-        known = self._known.get(_unreserved(unquote(path_id)).lower())
-        if known is None or exchange.status is None:
+        """A write that names, where one kind of id goes, an id this run knows as another kind (P-KIND):
+        a backup of this run as a reset's VM or a create's vm_id, one of the VMs this run backed up as
+        the backup of a restore, delete or series delete. An id of another kind names nothing."""
+        operation, status = exchange.operation_id or "", exchange.status
+        if status is None:
+            return
+        named = _unreserved(unquote(path_id)).lower()
+        if operation == "createBackup":
+            sent = exchange.request_body if isinstance(exchange.request_body, dict) else {}
+            named = str(sent.get("vm_id", "")).lower()
+        if operation in ("resetBackupChain", "createBackup"):
+            known = self._known.get(named)
+            if known is None:
+                return
+            what = f"backup {known.id}, which this run created on VM {known.vm}"
+            evidence = [known.created, exchange]
+        elif operation in ("deleteBackup", "deleteBackupChain", "restoreBackup"):
+            backed_up = next((k for k in self._known.values() if k.vm == named), None)
+            if backed_up is None:
+                return
+            what = f"VM {named}, of which this run created backup {backed_up.id}"
+            evidence = [backed_up.created, exchange]
+        else:
             return
         self.judged["P-KIND"] += 1
-        if 200 <= exchange.status < 300:
+        # Taken (2xx), or refused for the state of the resource it took the id for (409: "busy"): either
+        # way the server found something by an id that names nothing of that kind.
+        if 200 <= status < 300 or (status == 409 and operation != "createBackup"):
+            slot = "the VM" if operation in ("resetBackupChain", "createBackup") else "the backup"
             self._report(
                 "P-KIND",
-                f"reset {known.id}",
-                "a reset of a backup's id is accepted",
-                f"{_where(exchange)} names backup {known.id}, which this run created on VM {known.vm}: "
-                "no VM has that id, yet the reset was accepted.",
-                [known.created, exchange],
+                f"{operation} {named}",
+                f"{operation} took an id of another kind as {slot}",
+                f"{_where(exchange)} names, as {slot}, {what}: no such resource has that id, yet it answered "
+                f"{status}{' (taken)' if status < 300 else ' (found, but busy)'}.",
+                evidence,
+                # A reset of what is no VM is RC-02's (an unknown VM UUID answers 404); the other writes
+                # break P-IDENTITY's rule that an id of another kind names nothing (RC-17).
+                requirement=None if operation == "resetBackupChain" else "RC-17",
             )
 
     def _found(self, exchange: Exchange, backup_id: str) -> None:
@@ -692,6 +746,89 @@ UNRESERVED_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Fields of a record that may move by themselves while a backup is in progress (no write needed).
 MOVING_FIELDS = ("status", "storage_size", "price_per_hour", "increment_id", "expire_date")  # P-STABLE judges them
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Answers that say the request itself is wrong (malformed, unauthenticated, forbidden, naming nothing):
+# none is right for a request the RFCs call the same as one that was just taken.
+SPELLING_REFUSALS = frozenset({400, 401, 403, 404, 422})
+# Which requirement states the refusal P-REQUEST judges: reset-chain has one per input; a key is RC-13's
+# on every operation (as Schemathesis' ignored_auth, fuzz_checks.requirement_for); the rest is RC-25's.
+_REFUSAL_REQUIREMENT = {
+    ("resetBackupChain", "X-Project-ID absent"): "RC-03",
+    ("resetBackupChain", "X-Project-ID"): "RC-04",
+    ("resetBackupChain", "path id"): "RC-05",
+    ("*", "key"): "RC-13",
+}
+_SCHEMA_CHECKER = jsonschema.FormatChecker()  # uuid, date-time, ... as the contract's formats name them
+
+
+def _request_breach(contract: Contract, exchange: Exchange, params: dict[str, str]) -> tuple[str, str] | None:
+    """What of this request the contract refuses, and which slot it is in; None when it keeps the
+    contract as far as a server could tell. Judged only where the reading is unambiguous: a repeated
+    header (RFC 9110 §5.3 lets a server take or refuse it) and a body not labelled JSON (a server may
+    parse it leniently) are left alone."""
+    raw = exchange.raw_request
+    if raw is not None:
+        keys = raw.headers.get_list("x-api-key")
+        if not keys:
+            return "no X-API-Key", "key"
+        if len(keys) == 1 and keys[0].startswith(FAKE_KEY_PREFIX):
+            return "an X-API-Key never issued", "key"
+    definition = contract.operation(exchange.operation_id or "").definition
+    query = parse_qs(urlsplit(exchange.url).query, keep_blank_values=True)
+    for parameter in (contract.resolve(p) for p in definition.get("parameters", [])):
+        name, where, schema = parameter.get("name", ""), parameter.get("in"), parameter.get("schema", {})
+        if where == "header":
+            value = header_value(exchange.request_headers, name)
+            slot = name
+        elif where == "path":
+            value, slot = unquote(params.get(name, "")) or None, "path id"
+        elif where == "query":
+            values = query.get(name)
+            if values is not None and len(values) != 1:
+                continue
+            value, slot = (values[0] if values else None), name
+            if value is not None and schema.get("type") == "integer":
+                try:
+                    value = int(value)  # a query value is text; its schema speaks of the number
+                except ValueError:
+                    return f"{name} {value!r} is not an integer", slot
+        else:
+            continue
+        if value is None:
+            if parameter.get("required"):
+                return f"the required {where} parameter {name} is absent", f"{slot} absent"
+            continue
+        if isinstance(value, str) and "," in value and where == "header":
+            continue
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft4Validator(schema, format_checker=_SCHEMA_CHECKER).iter_errors(value)
+        )
+        if error is not None:
+            return f"{where} parameter {name} {value!r}: {error.message}", slot
+    body_spec = contract.resolve(definition.get("requestBody") or {})
+    schema = ((body_spec.get("content") or {}).get("application/json") or {}).get("schema")
+    if schema is None:
+        return None
+    sent_type = media_type(header_value(exchange.request_headers, "content-type"))
+    body = exchange.request_body
+    if body is None:
+        return ("the required JSON body is absent", "body") if body_spec.get("required") else None
+    if sent_type != "application/json":
+        return None
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return "the body labelled application/json is not JSON", "body"
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft4Validator(contract.resolve_deep(schema), format_checker=_SCHEMA_CHECKER).iter_errors(body)
+    )
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        return f"the JSON body at {where}: {error.message}", "body"
+    return None
 
 
 def _refused_content(exchange: Exchange) -> str | None:

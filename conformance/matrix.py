@@ -84,7 +84,7 @@ class Recipe:
     project: str = "own"  # own, absent, malformed, upper, unknown, other, repeated
     key: str = "own"  # own, absent, wrong, other_account, repeated
     header_names: str = ""  # "lower": header names in lower case
-    body: str = "plain"  # plain, none, empty_object, unknown_member, wrong_types, not_json, other_media, oversized
+    body: str = "plain"  # plain, none, empty_object, unknown_member, wrong_types, wrong_type_name, not_json, ...
     content_type: str = ""  # a Content-Type other than the plain one ("Application/JSON", with charset, absent)
     query: tuple[tuple[str, str], ...] | None = None  # listBackups' query, in the order sent
     times: int = 1
@@ -237,6 +237,8 @@ def _cells(contract: Contract, op: str, method: str, path: str, definition: dict
             ("wrong_types", "members of the wrong type"), ("not_json", "not JSON"),
             ("other_media", "another media type (text/plain)"), ("oversized", "oversized (200 KiB)"),
         ]
+        if body is not None:
+            variants.insert(4, ("wrong_type_name", "name of the wrong type (vm_id valid)"))
         for name, variant in variants:
             costs = "create" if body is not None and name == "unknown_member" else ""
             expect = refusal if body is None or name != "unknown_member" else f"{documented} (taken or refused)"
@@ -500,7 +502,10 @@ class MatrixRunner:
             "none": (None, ""),
             "empty_object": (b"{}", "application/json"),
             "unknown_member": (json.dumps({**(plain or {}), "x_raff_unknown": True}).encode(), "application/json"),
-            "wrong_types": (json.dumps({"vm_id": 12345, "name": ["a"]}).encode(), "application/json"),
+            # One member of the wrong type at a time: a server that checks one member and not the other
+            # must meet each alone (the other member valid), or the checked one hides the unchecked.
+            "wrong_types": (json.dumps({"vm_id": 12345, "name": name}).encode(), "application/json"),
+            "wrong_type_name": (json.dumps({"vm_id": vm, "name": 12345}).encode(), "application/json"),
             "not_json": (b"{not json", "application/json"),
             "other_media": (json.dumps(plain or {}).encode(), "text/plain"),
             "oversized": (json.dumps({**(plain or {}), "name": "x" * OVERSIZED_BYTES}).encode(), "application/json"),

@@ -112,11 +112,21 @@ def test_client_exchange_redacts_key_and_curl_reads_env(respx_mock, api: RaffCli
 
 
 def test_rate_limiter_spaces_requests() -> None:
-    limiter = RateLimiter(50.0)
+    """n requests take at least (n - burst) intervals: never more than rate per second on average."""
+    limiter = RateLimiter(50.0, burst=2)
     started = time.monotonic()
-    for _ in range(11):
+    for _ in range(12):
         limiter.acquire()
     assert time.monotonic() - started >= 0.19
+
+
+def test_rate_limiter_lets_two_go_at_once() -> None:
+    """The same write twice at once (the variant matrix) must reach the server together, not 1/rate apart."""
+    limiter = RateLimiter(2.0, burst=2)
+    assert limiter.acquire() == 0 and limiter.acquire() == 0
+    assert limiter.acquire() > 0.4  # the third waits for the pace
+    strict = RateLimiter(2.0, burst=1)
+    assert strict.acquire() == 0 and strict.acquire() > 0.4
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,9 @@ VIOLATED: dict[str, frozenset[str]] = {
     "delete_repeated_project_header_crashes": frozenset({"RC-14"}),
     "reset_unparsed_body_crashes": frozenset({"RC-14"}),
     "reset_at_once_crashes": frozenset({"RC-14"}),
+    "restore_takes_vm_id": frozenset({"RC-17"}),  # the judge's P-KIND on a restore
+    "reset_project_case_sensitive": frozenset({"RC-28"}),  # the judge's P-EQUIVALENT: a spelled write refused (400)
+    "create_coerces_wrong_typed_name": frozenset({"RC-25"}),  # the judge's P-REQUEST alone
 }
 
 

@@ -235,3 +235,50 @@ def test_judge__an_http_refusal_of_the_content_is_a_note_not_a_violation(judge: 
     assert [f.classification for f in judge.findings] == ["note", "note"]
     judge.see(sent("createBackup", "POST", "/api/v1/backups", 415, error, json={"vm_id": VM}))  # JSON it was
     assert breaches(judge) == ["P-CONTRACT"]
+
+
+def test_judge__a_write_the_contract_refuses_is_never_carried_out(judge: Judge) -> None:
+    """P-REQUEST: a body breaking the request schema, a missing X-Project-ID, a path id that is no UUID or
+    a made-up key answered 2xx is a violation, under the requirement stating that refusal."""
+    accepted = {"success": True, "data": record()}
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 202, accepted, json={"vm_id": VM, "name": 42}))
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202, {"success": True},
+                   headers={"X-Project-ID": "not-a-uuid"}))
+    judge.see(sent("resetBackupChain", "POST", "/api/v1/vms/not-a-uuid/backups/reset-chain", 202, {"success": True}))
+    judge.see(sent("deleteBackup", "DELETE", f"/api/v1/backups/{BACKUP}", 200, {"success": True},
+                   key="conformance-fake-key-never-issued"))
+    got = [(f.check, f.requirement) for f in judge.findings if f.check == "P-REQUEST"]
+    assert got == [("P-REQUEST", "RC-25"), ("P-REQUEST", "RC-04"), ("P-REQUEST", "RC-05"), ("P-REQUEST", "RC-13")]
+
+
+def test_judge__a_write_the_contract_allows_is_not_p_request(judge: Judge) -> None:
+    """Refused ones, valid ones, and what a server may read either way (a repeated header, a body not
+    labelled JSON, an unknown member the schema allows) are no breach."""
+    accepted = {"success": True, "data": record()}
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 400, {"error": "Bad Request", "message": "x"},
+                   json={"vm_id": VM, "name": 42}))
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 202, accepted,
+                   json={"vm_id": VM.upper(), "name": "ok", "x_unknown": 1}))
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 202, accepted, json={"vm_id": VM, "name": 42},
+                   headers={"Content-Type": "text/plain"}))
+    judge.see(sent("resetBackupChain", "POST", f"/api/v1/vms/{VM}/backups/reset-chain", 202, {"success": True},
+                   headers={"X-Project-ID": f"{PROJECT}, {PROJECT}"}))
+    assert [f for f in judge.findings if f.check == "P-REQUEST"] == [] and judge.judged["P-REQUEST"] == 3
+
+
+def test_judge__a_write_taking_an_id_of_another_kind_is_p_kind(judge: Judge) -> None:
+    create(judge)
+    not_found = {"error": "Not Found", "message": "x"}
+    judge.see(sent("restoreBackup", "POST", f"/api/v1/backups/{VM}/restore", 404, not_found))
+    assert judge.findings == [] and judge.judged["P-KIND"] == 1
+    judge.see(sent("deleteBackup", "DELETE", f"/api/v1/backups/{VM.upper()}", 200, {"success": True}))
+    judge.see(sent("createBackup", "POST", "/api/v1/backups", 202, {"success": True, "data": record(id=VM)},
+                   json={"vm_id": BACKUP, "name": "x"}))
+    kinds = [(f.check, f.requirement) for f in judge.findings if f.check == "P-KIND"]
+    assert kinds == [("P-KIND", "RC-17"), ("P-KIND", "RC-17")]
+
+
+def test_judge__a_write_in_another_spelling_is_not_refused_as_malformed(judge: Judge) -> None:
+    reset(judge, 202)
+    reset(judge, 400, headers={"X-Project-ID": PROJECT.upper()})  # the project's UUID in upper case
+    assert breaches(judge) == ["P-EQUIVALENT"] and "is refused (400)" in judge.findings[0].title

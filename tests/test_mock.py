@@ -997,6 +997,23 @@ PROBES: dict[str, Probe] = {
         ).status_code
     ),
     "reset_at_once_crashes": _scenario(_two_resets_at_once),
+    "restore_takes_vm_id": _scenario(
+        lambda api, creds: (
+            api.create(creds["RAFF_VM_ID"]),
+            api.http.post(f"/api/v1/backups/{creds['RAFF_VM_ID']}/restore").status_code,
+        )[1]
+    ),
+    "reset_project_case_sensitive": _scenario(
+        lambda api, creds: api.call(
+            "resetBackupChain", id=creds["RAFF_VM_ID"], check=False,
+            headers={"X-Project-ID": creds["RAFF_PROJECT_ID"].upper()},
+        ).status_code
+    ),
+    "create_coerces_wrong_typed_name": _scenario(
+        lambda api, creds: api.http.post(
+            "/api/v1/backups", json={"vm_id": creds["RAFF_VM_ID"], "name": 42}
+        ).status_code
+    ),
 }
 # Mock options a probe needs beyond make_server's: a backup that stays in flight while it acts.
 PROBE_SERVERS: dict[str, dict[str, Any]] = {"reset_in_flight_ignored": {"backup_delay": 10.0}}

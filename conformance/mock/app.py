@@ -168,7 +168,10 @@ class MockApp(Starlette):
                 headers=request.headers,
                 skip=self._skipped_checks(op, request),
             )
-            body = rules.parse_body(request.headers.get("content-type"), await _read_body(request, rules))
+            sent = await _read_body(request, rules)
+            if op == "createBackup" and "create_coerces_wrong_typed_name" in self.defects:
+                sent = _name_as_text(sent)
+            body = rules.parse_body(request.headers.get("content-type"), sent)
             if op == "createBackup" and "name_at_max_length_rejected" in self.defects and self._name_at_limit(body):
                 return _error(400, f"Invalid request body at name: longer than {self.max_name - 1} characters")
             if op == "listBackups" and "vm_filter_case_sensitive" in self.defects and "vm_id" in values:
@@ -194,6 +197,9 @@ class MockApp(Starlette):
             and len(request.headers.getlist("x-project-id")) > 1
         ):
             return _error(500, "unhandled error: header X-Project-ID has 2 values")
+        project = request.headers.get("x-project-id") or ""
+        if op == "resetBackupChain" and "reset_project_case_sensitive" in self.defects and project != project.lower():
+            return _error(400, "X-Project-ID must be a UUID")  # compared as sent, not as a UUID
         if op == "resetBackupChain" and "reset_unparsed_body_crashes" in self.defects:
             sent = await request.body()
             try:
@@ -258,7 +264,12 @@ class MockApp(Starlette):
         return JSONResponse({"success": True, "message": "Backup deleted"})
 
     async def _restore_backup(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
-        data = self.world.restore_backup(account, values["X-Project-ID"], values["id"])
+        backup_id = values["id"]
+        if "restore_takes_vm_id" in self.defects and backup_id in self.world.vms:
+            # A VM's id taken for "the VM's newest backup": an id of another kind acted on.
+            own = [b for b in self.world.backups.values() if b.vm_id == backup_id]
+            backup_id = max(own, key=lambda b: b.seq).id if own else backup_id
+        data = self.world.restore_backup(account, values["X-Project-ID"], backup_id)
         return JSONResponse({"success": True, "data": data}, status_code=202)
 
     async def _delete_backup_chain(self, account: Account, values: dict[str, Any], _body: Any) -> Response:
@@ -299,6 +310,18 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self._handle(Request(scope, receive))
         await response(scope, receive, send)
+
+
+def _name_as_text(sent: bytes) -> bytes:
+    """The body with a name of another JSON type turned into text (create_coerces_wrong_typed_name)."""
+    try:
+        body = json.loads(sent)
+    except ValueError:
+        return sent
+    if isinstance(body, dict) and body.get("name") is not None and not isinstance(body["name"], str):
+        body["name"] = json.dumps(body["name"])
+        return json.dumps(body).encode()
+    return sent
 
 
 async def _read_body(request: Request, rules: OperationRules) -> bytes:

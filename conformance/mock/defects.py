@@ -331,6 +331,25 @@ _PROPERTY_DEFECTS = (
         "resetBackupChain answers 500 to a reset of a VM while another reset of it is being handled "
         "(repetition: twice at once)",
     ),
+    # Caught only by the judge's P-KIND on a write other than a reset (an id of another kind names nothing).
+    Defect(
+        "restore_takes_vm_id",
+        "RC-17",
+        "restoreBackup takes a VM's id for that VM's newest backup and restores it (202) instead of 404",
+    ),
+    # Caught only by the judge's P-EQUIVALENT on a write refused as malformed (not only as not found).
+    Defect(
+        "reset_project_case_sensitive",
+        "RC-28",
+        "resetBackupChain refuses an X-Project-ID in upper case with 400, as if it were no UUID",
+    ),
+    # Caught only by the judge's P-REQUEST (a write the contract refuses is never carried out).
+    Defect(
+        "create_coerces_wrong_typed_name",
+        "RC-25",
+        "createBackup takes a name of another JSON type (a number, an array) and stores it as text "
+        "instead of answering 400",
+    ),
 )
 
 DEFECTS: dict[str, Defect] = {defect.name: defect for defect in (*_ALL, *_PROPERTY_DEFECTS)}

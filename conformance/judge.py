@@ -134,6 +134,8 @@ class Judge:
             operation, status = exchange.operation_id, exchange.status
             if not generated and exchange.method.upper() in WRITE_METHODS and 200 <= status < 300:
                 self._carried_out(exchange, params)
+            if "id" in params and not generated and exchange.method.upper() in WRITE_METHODS:
+                self._taken_after_refused(exchange, params["id"])
             if "id" in params and not generated:
                 # Before the removal count moves for this very request (a delete is itself a removal).
                 self._equivalent_write(exchange, params["id"])
@@ -576,16 +578,50 @@ class Judge:
             # common routers match the raw path: a 404 there is no breach we can prove.
             return
         self.judged["P-EQUIVALENT"] += 1
-        if status not in SPELLING_REFUSALS:
-            return  # taken, or refused for the resource's state (409) or the pace (429): no spelling's doing
-        what = "is not found" if status == 404 else f"is refused ({status})"
+        if status != 404:
+            return  # any other refusal may be the state's doing (a second reset, a closed point): see below
         self._report(
             "P-EQUIVALENT",
             f"write {operation} {spelling}",
-            f"{operation}: the same id in another spelling {what}",
+            f"{operation}: the same id in another spelling is not found",
             f"{_where(found[1])} found {slot} {key[1]}; {_where(exchange)} names it in another spelling "
-            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered {status}.",
+            f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered 404.",
             [found[1], exchange],
+        )
+
+    def _taken_after_refused(self, exchange: Exchange, path_id: str) -> None:
+        """A write taken right after the same write in another spelling was refused as malformed,
+        unauthenticated or naming nothing: the refusal changed nothing, so both met the same state, and
+        requests the RFCs call the same got different answers (P-EQUIVALENT)."""
+        previous, status = self._previous, exchange.status
+        if previous is None or status is None or not 200 <= status < 300 or previous.status not in SPELLING_REFUSALS:
+            return
+        if previous.operation_id != exchange.operation_id or previous.raw_request is None:
+            return
+        earlier = self._path_params(previous) or {}
+        same = _unreserved(unquote(earlier.get("id", ""))).lower() == _unreserved(unquote(path_id)).lower()
+        if not same or _key(previous) is None or _key(previous) != _key(exchange):
+            return
+        if _project(previous) != _project(exchange) or _repeated_fields(previous) or "%" in earlier.get("id", ""):
+            return
+        if previous.request_body != exchange.request_body:
+            return
+        spelled, plain = _id_spelled(previous, earlier.get("id", "")), _id_spelled(exchange, path_id)
+        if spelled == plain:
+            return
+        named = _unreserved(unquote(path_id)).lower()
+        if named in self._known if exchange.operation_id == "resetBackupChain" else named in {
+            k.vm for k in self._known.values()
+        }:
+            return  # an id of another kind, taken: that is P-KIND's breach, counted there once
+        self.judged["P-EQUIVALENT"] += 1
+        self._report(
+            "P-EQUIVALENT",
+            f"write {exchange.operation_id} {spelled}",
+            f"{exchange.operation_id}: the same write in another spelling is refused ({previous.status})",
+            f"{_where(previous)} ({spelled}) was refused, which changed nothing; right after it {_where(exchange)} "
+            f"({plain}) was taken in the same state.",
+            [previous, exchange],
         )
 
     def _carried_out(self, exchange: Exchange, params: dict[str, str]) -> None:

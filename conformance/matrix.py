@@ -90,6 +90,9 @@ class Recipe:
     times: int = 1
     at_once: bool = False
     before: str = ""  # "plain": the same request in its plain spelling right before; "found": a getBackup
+    # "plain": the same request in its plain spelling right after. A spelled write that was refused changed
+    # nothing, so the plain one after it meets the same state: taken there, the refusal was the spelling's.
+    after: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,19 +161,20 @@ def _cells(contract: Contract, op: str, method: str, path: str, definition: dict
     # Before a spelled write: the plain read that finds its subject (a delete or restore must not be
     # repeated in its plain spelling first), or the plain request itself (reads, resets).
     before = "found" if slot == "backup" and write else "plain"
+    after = "plain" if slot == "vm" and write else ""  # a reset: cheap to send again (RC-10)
     if slot:
         yield cell("spelling", "path id in upper case", same, SOURCES["uuid-case"],
-                   Recipe(id_spelling="upper", before=before), cost)
+                   Recipe(id_spelling="upper", before=before, after=after), cost)
         # RFC 3986 §2.3 calls it the same URI but tells producers not to make one, and common routers
         # match the raw path: a documented answer is asked, not the same one (the judge compares none).
         yield cell("spelling", "path id percent-encoded", f"{documented} (RFC 3986 §2.3: no equality judged)",
                    SOURCES["percent"], Recipe(id_spelling="percent", before=before), cost)
     if project is not None and body is None:
         yield cell("spelling", "X-Project-ID in upper case", same, SOURCES["uuid-case"],
-                   Recipe(project="upper", before=before), cost)
+                   Recipe(project="upper", before=before, after=after), cost)
     if body is None:
         yield cell("spelling", "header names in lower case", same, SOURCES["header-case"],
-                   Recipe(header_names="lower", before=before), cost)
+                   Recipe(header_names="lower", before=before, after=after), cost)
     if body is not None:
         yield cell("spelling", "media type Application/JSON", same, SOURCES["media-type"],
                    Recipe(content_type="Application/JSON"), "create")
@@ -371,6 +375,9 @@ class MatrixRunner:
             else:
                 for _ in range(recipe.times):
                     outcome.exchanges.append(self._request(cell, recipe, subject))
+            if recipe.after == "plain":
+                plain = replace(recipe, id_spelling="", project="own", header_names="", before="", after="")
+                outcome.exchanges.append(self._request(cell, plain, subject))
         except httpx.HTTPError as error:
             outcome.reason = f"no answer ({type(error).__name__}: {error})"
             return

@@ -280,5 +280,8 @@ def test_judge__a_write_taking_an_id_of_another_kind_is_p_kind(judge: Judge) -> 
 
 def test_judge__a_write_in_another_spelling_is_not_refused_as_malformed(judge: Judge) -> None:
     reset(judge, 202)
-    reset(judge, 400, headers={"X-Project-ID": PROJECT.upper()})  # the project's UUID in upper case
+    reset(judge, 400, headers={"X-Project-ID": PROJECT.upper()})  # after a reset: may be the second reset's 400
+    assert judge.findings == []
+    reset(judge, 202)  # the plain one, right after the refused one (which changed nothing), is taken
     assert breaches(judge) == ["P-EQUIVALENT"] and "is refused (400)" in judge.findings[0].title
+    assert judge.findings[0].requirement == "RC-28"

@@ -196,7 +196,8 @@ class Judge:
                 if (pid_key := ("P-CONTRACT", key, "rfc")) not in self._reported:
                     self._reported.add(pid_key)
                     self.findings.append(
-                        note(None, exchange, f"{exchange.operation_id} answered {exchange.status}, an HTTP "
+                        note(self.properties["P-CONTRACT"].requirement, exchange,
+                             f"{exchange.operation_id} answered {exchange.status}, an HTTP "
                              "refusal the contract does not list", f"{why}; {failure.finding.message}",
                              check="P-CONTRACT")
                     )
@@ -248,8 +249,8 @@ class Judge:
     def _scope(self, exchange: Exchange, record: dict[str, Any]) -> None:
         """An answer to another key shows none of the backups this run created with its own."""
         known = self._known.get(str(record.get("id", "")).lower())
-        if known is None or known.key is None or _key(exchange) is None:
-            return
+        if known is None or known.key is None or _key(exchange) is None or _made_up_key(exchange):
+            return  # an answer to no key or a made-up one is a 401 by rule: RC-13's (P-REQUEST), not a scope
         self.judged["P-SCOPE"] += 1
         if _key(exchange) != known.key:
             self._report(
@@ -1002,6 +1003,12 @@ def _key(exchange: Exchange) -> int | None:
     # A repeated field line of one value is that value; of two values, no one key (RFC 9110 §5.3).
     values = set(exchange.raw_request.headers.get_list("x-api-key"))
     return hash(values.pop()) if len(values) == 1 else None
+
+
+def _made_up_key(exchange: Exchange) -> bool:
+    """The request carried one of the suite's own fake keys (never issued to any account)."""
+    keys = exchange.raw_request.headers.get_list("x-api-key") if exchange.raw_request is not None else []
+    return any(key.startswith(FAKE_KEY_PREFIX) for key in keys)
 
 
 def _project(exchange: Exchange) -> str | None:

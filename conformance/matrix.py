@@ -317,6 +317,9 @@ class MatrixRunner:
         self.subjects = self._subjects()
         self.gone: dict[str, str] = {}  # backup id -> the cell that deleted it
         self.restored = False  # a restore was accepted: wait for the backup before the next phase
+        # Variants a request of which got no answer in time: each further one would wait out
+        # RAFF_REQUEST_TIMEOUT again (a server that never answers a body it cannot parse, say).
+        self.silent: dict[tuple[str, str], str] = {}
 
     def _subjects(self) -> Subjects:
         ids, settings = self.record.ids, self.settings
@@ -355,6 +358,9 @@ class MatrixRunner:
         if why and (cell.operation, cell.variant) in FOLDED:
             self._folded(cell, outcome, why)
             return
+        silent = self.silent.get((cell.kind, cell.variant))
+        if not why and silent:
+            why = f"not sent: {silent}; another would wait as long"
         if why:
             outcome.reason = why
             return
@@ -380,6 +386,9 @@ class MatrixRunner:
                 outcome.exchanges.append(self._request(cell, plain, subject))
         except httpx.HTTPError as error:
             outcome.reason = f"no answer ({type(error).__name__}: {error})"
+            if isinstance(error, httpx.TimeoutException):
+                quiet = f"{cell.operation}'s cell of this variant got no answer in time"
+                self.silent[(cell.kind, cell.variant)] = quiet
             return
         outcome.tried = True
         self._after(cell, outcome, subject)

@@ -73,6 +73,7 @@ class Ledger:
         try:
             refused: list[str] = []
             gone: list[str] = []
+            accepted: list[str] = []  # DELETE answered 2xx, its resend never 404: the listing decides
             for attempt in (doomed, refused):
                 for backup_id in list(attempt):
                     try:
@@ -83,6 +84,8 @@ class Ledger:
                     if outcome == "gone":
                         self.forget(backup_id)
                         gone.append(backup_id)
+                    elif outcome == "accepted":
+                        accepted.append(backup_id)
                     elif outcome == "refused" and attempt is doomed:
                         refused.append(backup_id)
                     elif outcome == "refused" and (dependent := self._foreign_dependent(backup_id)):
@@ -100,6 +103,7 @@ class Ledger:
                         self.forget(backup_id)
                         gone.append(backup_id)
             leftovers += self._still_listed(gone)
+            leftovers += self._accepted_but_listed(accepted)
         finally:
             STOP.cleaning.clear()
         self.leftovers += leftovers
@@ -147,11 +151,36 @@ class Ledger:
         listed = {str(b.get("id")).lower() for b in data or [] if isinstance(b, dict)}
         return [f"{b} (its DELETE answered 404, yet the listing still shows it)" for b in gone if b.lower() in listed]
 
+    def _accepted_but_listed(self, accepted: list[str]) -> list[str]:
+        """Backups whose DELETE answered 2xx but whose resent DELETE never answered 404 (a server that
+        errs on the repeat): two answers decide, the DELETE's and one listing afterwards. Gone from it,
+        they are gone; still listed, or no listing to read, they are left over."""
+        if not accepted:
+            return []
+        try:
+            answer = self.client.list_backups(limit=1000)
+            data = answer.json().get("data") if answer.status_code == 200 else None
+        except Exception:
+            data = None
+        if not isinstance(data, list):
+            why = "its DELETE answered 2xx, its resend never 404, and no listing could confirm"
+            return [f"{b} ({why})" for b in accepted]
+        listed = {str(b.get("id")).lower() for b in data if isinstance(b, dict)}
+        for backup_id in accepted:
+            if backup_id.lower() not in listed:
+                self.forget(backup_id)
+        still = [b for b in accepted if b.lower() in listed]
+        return [f"{b} (its DELETE answered 2xx, yet the listing still shows it)" for b in still]
+
     def _delete_confirmed(self, backup_id: str, timeout: float) -> str:
-        """'gone' once a DELETE answers 404, 'refused' on 409, else 'stuck' at the deadline."""
+        """'gone' once a DELETE answers 404, 'refused' on 409; at the deadline 'accepted' if one DELETE
+        answered 2xx (the listing decides, see cleanup), else 'stuck'. After a 2xx, three 5xx answers to
+        the resend end the wait early: the server errs on the repeat, waiting longer shows nothing."""
         started = time.monotonic()
         deadline = started + timeout
         noticed = False
+        took = False  # a DELETE answered 2xx
+        errors_after = 0  # 5xx answers to the resend after that
         pause = 0.0  # the first resend goes at once (a synchronous delete answers it 404), then backs off
         while True:
             answer = self.client.delete_backup(backup_id)
@@ -159,8 +188,12 @@ class Ledger:
                 return "gone"
             if answer.status_code == 409:
                 return "refused"
+            took = took or 200 <= answer.status_code < 300
+            errors_after += int(took and answer.status_code >= 500)
+            if errors_after >= 3:
+                return "accepted"
             if time.monotonic() >= deadline:
-                return "stuck"
+                return "accepted" if took else "stuck"
             if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
                 noticed = True
                 self.client.notify(

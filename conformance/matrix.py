@@ -539,6 +539,11 @@ class MatrixRunner:
             if remaining is not None:
                 spent = settings.max_backups - remaining
                 return f"budget: {spent} of {settings.max_backups} backups spent by the scenario; a create costs one"
+        if cell.operation == "createBackup" and self.factory.remaining() == 0:
+            # A create a conforming server refuses costs nothing, but one a broken server takes is a backup:
+            # past the budget (RAFF_MAX_BACKUPS on a live target) it is not sent.
+            return (f"budget: all {settings.max_backups} backups are spent, and a wrongly accepted create "
+                    "would be one more")
         needs = {
             "other_project_vm": (subjects.other_project_vm, "RAFF_OTHER_PROJECT_VM_ID is not set"),
             "other_account_vm": (subjects.other_account_vm, "RAFF_OTHER_ACCOUNT_VM_ID is not set"),

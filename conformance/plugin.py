@@ -339,7 +339,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"requests sent: {live.get('requests_sent', 0)}"
     )
     if live["leftovers"]:
-        reporter.write_line(f"LEFTOVERS (could not be deleted): {', '.join(live['leftovers'])}", red=True)
+        # "Not confirmed": no DELETE answered 404, and no DELETE's 2xx has a listing that agrees with it.
+        reporter.write_line(f"LEFTOVERS (not confirmed deleted): {', '.join(live['leftovers'])}", red=True)
         if live.get("sweep_command"):
             reporter.write_line(f"  finish the cleanup with: {live['sweep_command']} (add --dry-run to look first)")
     for kept in live.get("kept") or []:

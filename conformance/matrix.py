@@ -510,7 +510,7 @@ class MatrixRunner:
         json_type = recipe.content_type if recipe.content_type not in ("", "-") else "application/json"
         if recipe.content_type == "-":
             json_type = ""
-        name = f"{self.settings.name_prefix}-{uuid.uuid4().hex[:8]}"
+        name = f"{self.settings.run_prefix}-{uuid.uuid4().hex[:8]}"
         plain = {"vm_id": vm, "name": name} if operation_id == "createBackup" else None
 
         encoded = {

@@ -150,7 +150,7 @@ class Harness:
         may carry numbering across examples (numbering_continues_after_reset); Hypothesis
         cannot replay such a failure and reports it as flaky instead of shrinking it.
         """
-        name = f"{self.settings.name_prefix}-model-settle-{uuid.uuid4().hex[:8]}"
+        name = f"{self.settings.run_prefix}-model-settle-{uuid.uuid4().hex[:8]}"
         backup_id = _data(self.client.create_backup(self.vms[vm], name=name)).get("id")
         if not isinstance(backup_id, str):
             return
@@ -333,7 +333,7 @@ class SeriesMachine(RuleBasedStateMachine):
         """Send createBackup and check its answer; the exchange and the model's new point."""
         h = self.harness
         expected = self.model.next_increment(vm)
-        name = f"{h.settings.name_prefix}-model-{uuid.uuid4().hex[:8]}"
+        name = f"{h.settings.run_prefix}-model-{uuid.uuid4().hex[:8]}"
         created = Exchange.from_httpx(h.client.create_backup(h.vms[vm], name=name), "createBackup")
         backup_id = _data(created).get("id")
         if isinstance(backup_id, str):

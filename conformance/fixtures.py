@@ -12,6 +12,7 @@ from conformance.client import RaffClient, RateLimiter
 from conformance.contract import Contract
 from conformance.factory import BackupFactory
 from conformance.ledger import Ledger
+from conformance.matrix import MatrixRunner, derive
 from conformance.scenario import ScenarioRecord, ScenarioRunner
 from conformance.settings import Settings
 from conformance.state import Evidence, RaffState, get_state
@@ -106,8 +107,17 @@ def client_factory(settings: Settings, raff_state: RaffState, rate_limiter: Rate
 
 
 @pytest.fixture(scope="session")
-def scenario(settings: Settings, client: RaffClient, make_backup: BackupFactory) -> ScenarioRecord:
-    """The recorded reset-chain scenario (see conformance/scenario.py), run once per session."""
+def scenario(
+    settings: Settings, client: RaffClient, make_backup: BackupFactory, raff_state: RaffState
+) -> ScenarioRecord:
+    """The recorded reset-chain scenario (see conformance/scenario.py), run once per session.
+
+    On a live target the variant matrix's creates that a conforming server refuses go first, while the
+    budget still has room for one a broken server wrongly takes (conformance/matrix.py, run_early)."""
     if not settings.writes_allowed:
         pytest.skip("the scenario creates and resets backups: set RAFF_ALLOW_WRITES=1 (--allow-writes)")
-    return ScenarioRunner(settings, client, make_backup).run()
+    runner = ScenarioRunner(settings, client, make_backup)
+    if not settings.is_mock:
+        cells = derive(raff_state.contract)
+        raff_state.matrix_early = MatrixRunner(settings, client, make_backup, runner.record, cells).run_early()
+    return runner.run()

@@ -338,12 +338,30 @@ class MatrixRunner:
             other_account_key=settings.other_account_api_key,
         )
 
-    def run(self) -> list[Outcome]:
+    def run_early(self) -> list[Outcome]:
+        """The creates a conforming server refuses, sent before the recorded scenario spends the budget.
+
+        On a live target the scenario may spend every backup RAFF_MAX_BACKUPS allows; after it, a create
+        that a broken server wrongly takes would be one backup too many, so those cells could not be
+        tried at all. Before it they cost nothing on a conforming server; one wrongly taken counts in
+        the budget (the scenario then lacks a backup and says so), and the next is not sent once the
+        budget has no room. They name the VM only: its series starts at the scenario's first reset."""
+        early = [Outcome(cell) for cell in self.cells if _refused_create(cell)]
+        for outcome in early:
+            self._send(outcome.cell, outcome)
+        return early
+
+    def run(self, early: list[Outcome] | None = None) -> list[Outcome]:
+        """Every cell; ``early`` holds what ``run_early`` already tried (kept, not sent again)."""
         outcomes = {id(cell): Outcome(cell) for cell in self.cells}
+        done = {(o.cell.operation, o.cell.kind, o.cell.variant): o for o in early or [] if o.tried}
+        for cell in self.cells:
+            if (cell.operation, cell.kind, cell.variant) in done:
+                outcomes[id(cell)] = replace(done[(cell.operation, cell.kind, cell.variant)], cell=cell)
         phases = ("read", "reset", "restore", "refused", "create", "delete")
         for phase in phases:
             for cell in self.cells:
-                if _phase(cell) == phase:
+                if _phase(cell) == phase and not outcomes[id(cell)].tried:
                     self._send(cell, outcomes[id(cell)])
             if phase == "restore" and self.restored and self.subjects.backup is not None:
                 # One wait for all the restores (in flight together, the later ones may answer 409):
@@ -534,7 +552,7 @@ class MatrixRunner:
         settings, subjects = self.settings, self.subjects
         if cell.costs == "restore" and not settings.restores_allowed:
             return "restores are off (RAFF_ALLOW_RESTORE)"
-        if cell.costs == "create" or _phase(cell) == "create":
+        if (cell.costs == "create" or _phase(cell) == "create") and not _refused_create(cell):
             remaining = self.factory.remaining()
             if remaining is not None:
                 spent = settings.max_backups - remaining
@@ -621,6 +639,27 @@ class MatrixRunner:
         if self.subjects.backup is None:
             return "the scenario has no settled backup (A6) for it"
         return f"its backup is gone ({self.gone.get(self.subjects.backup.lower(), '')})"
+
+
+# What makes a create one the contract refuses, whatever else the request says: a conforming server
+# answers it 4xx and creates nothing, so it costs no backup (a body in another media type, an unknown
+# member or no Content-Type may be taken leniently, and is not counted here).
+REFUSED_CREATE = {
+    "body": {"none", "empty_object", "wrong_types", "wrong_type_name", "not_json", "oversized"},
+    "project": {"absent", "malformed", "unknown", "other"},
+    "key": {"absent", "wrong", "other_account"},
+    "subject": {"unknown", "malformed", "backup", "other_project_vm", "other_account_vm"},
+}
+
+
+def _refused_create(cell: Cell) -> bool:
+    """A create cell whose request the contract refuses (see REFUSED_CREATE), sent once, never twice."""
+    recipe = cell.recipe
+    return (
+        cell.operation == "createBackup"
+        and recipe.times == 1
+        and any(getattr(recipe, name) in values for name, values in REFUSED_CREATE.items())
+    )
 
 
 def _phase(cell: Cell) -> str:

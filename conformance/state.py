@@ -88,6 +88,7 @@ class RaffState:
     auth_enforced: set[str] = field(default_factory=set)
     preflight_notes: list[str] = field(default_factory=list)
     matrix: list[dict[str, Any]] = field(default_factory=list)  # the variant matrix's cells (matrix.Outcome)
+    matrix_early: list[Any] = field(default_factory=list)  # matrix.Outcome of the creates sent before the scenario
     judge: Judge = field(init=False)
     foreign: ForeignWatch = field(init=False)
 

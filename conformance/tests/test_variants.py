@@ -25,7 +25,8 @@ def matrix(
     settings: Settings, client: RaffClient, make_backup: BackupFactory, scenario: ScenarioRecord, raff_state: RaffState
 ) -> list[Outcome]:
     """The whole matrix, sent once, after the scenario (whose evidence is recorded by then)."""
-    outcomes = MatrixRunner(settings, client, make_backup, scenario, derive(raff_state.contract)).run()
+    runner = MatrixRunner(settings, client, make_backup, scenario, derive(raff_state.contract))
+    outcomes = runner.run(early=raff_state.matrix_early)
     violations = [f for f in raff_state.judge.findings if f.classification == "violation"]
     for outcome in outcomes:
         row: dict[str, Any] = outcome.as_dict()

@@ -32,6 +32,7 @@ from conformance.mock.__main__ import main
 from conformance.mock.process import mock_process
 from conformance.mock.validation import validator_for
 from conformance.mock.world import default_seed
+from conformance.settings import WRONG_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # The mock speaks plain HTTP; one shared TLS context spares each client ~90 ms of loading CA certificates.
@@ -920,7 +921,7 @@ PROBES: dict[str, Probe] = {
     "list_total_is_page_size": _scenario(_paged_total),
     "reset_deletes_closed_points": _scenario(_ready_then_reset),
     "reset_answers_html": _reset_status(),
-    "reset_wrong_key_accepted": _reset_status(api_key="conformance-fake-wrong-key"),
+    "reset_wrong_key_accepted": _reset_status(api_key=WRONG_KEY),
     "closed_points_not_restorable": _scenario(_restore_closed),
     "numbering_continues_after_reset": _scenario(_numbering),
     "reset_spills_to_other_vm": _scenario(_spill),

@@ -188,6 +188,8 @@ def excuse_foreign_writes(
             own = [f for f in findings if f["id"] in test["findings"]]
             if own and not any(f["classification"] == "violation" for f in own):
                 test["outcome"] = "inconclusive"
+                # What blocked it, as a reader sees it first: the foreign write, not the titles it excused.
+                test["message"] = "foreign write: a write this run did not make touched its evidence"
 
 
 def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:

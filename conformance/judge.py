@@ -611,9 +611,11 @@ class Judge:
         if spelled == plain:
             return
         named = _unreserved(unquote(path_id)).lower()
-        if named in self._known if exchange.operation_id == "resetBackupChain" else named in {
-            k.vm for k in self._known.values()
-        }:
+        if exchange.operation_id == "resetBackupChain":
+            other_kind = named in self._known  # a backup's id as the VM
+        else:
+            other_kind = any(k.vm == named for k in self._known.values())  # a VM's id as the backup
+        if other_kind:
             return  # an id of another kind, taken: that is P-KIND's breach, counted there once
         self.judged["P-EQUIVALENT"] += 1
         self._report(

@@ -207,6 +207,7 @@ def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
         "sweep_command": sweep,
         "kept": _kept(state, outputs),
         "left_in_mock": _sum_known(o.get("left_in_mock") for o in outputs),
+        "timeline": state.timeline.to_dict(),
     }
 
 

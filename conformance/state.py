@@ -25,6 +25,7 @@ from conformance.exchange import Exchange
 from conformance.judge import Judge
 from conformance.ledger import OWN_BACKUPS
 from conformance.settings import OPTIONS, Settings, run_token_of
+from conformance.timeline import Timeline
 
 MAX_EXCHANGES_PER_TEST = 25
 
@@ -91,9 +92,11 @@ class RaffState:
     matrix_early: list[Any] = field(default_factory=list)  # matrix.Outcome of the creates sent before the scenario
     judge: Judge = field(init=False)
     foreign: ForeignWatch = field(init=False)
+    timeline: Timeline = field(init=False)  # the run's waits for backups and restores (timeline.py)
 
     def __post_init__(self) -> None:
         self.judge = Judge(self.contract)
+        self.timeline = Timeline(show=self.progress)
         self.watch_foreign_writes(active=False)
 
     def watch_foreign_writes(self, *, active: bool) -> None:
@@ -127,6 +130,22 @@ class RaffState:
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             reporter.ensure_newline()
             reporter.write_line(f"raff-conformance: {line}")
+
+    def progress(self, line: str, final: bool) -> None:
+        """The current wait on one terminal line, rewritten in place as it goes (a terminal only); where
+        the output is a file (CI), one line when the wait ends, so a log holds each wait once."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(self.config, "workerinput") or not line:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if reporter.isatty():
+                reporter.rewrite(f"raff-conformance: {line}", erase=True)
+                if final:
+                    reporter.write("\n")
+            elif final:
+                reporter.ensure_newline()
+                reporter.write_line(f"raff-conformance: {line}")
 
     def count_cases(self, operation_id: str, phase: str) -> None:
         stats = self.property_stats.setdefault(operation_id, {"cases": 0, "phases": {}})

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "conformance"
 # ARCHITECTURE.md. "mock" and "report" stand beside the stack: each may use only the contract
 # (the mock) or nothing (the report) of the rest, so either can be read and tested alone.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"conformance", "settings", "contract", "series_model"}),
+    ("foundation", {"conformance", "settings", "contract", "series_model", "timeline"}),
     ("http", {"exchange", "client", "ledger"}),
     ("judging", {"checks", "judge", "fuzz_checks", "state"}),
     ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results", "matrix"}),

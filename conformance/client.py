@@ -225,6 +225,7 @@ class RaffClient:
         timeout: float,
         interval: float | None = None,
         progress: tuple[str, ...] | None = None,
+        on_status: Callable[[str | None], None] | None = None,
     ) -> tuple[httpx.Response, float]:
         """Poll getBackup while the backup is in progress; return the first answer that is not.
 
@@ -232,34 +233,41 @@ class RaffClient:
         (``progress``, from the contract: pending, creating, restoring). Any other answer ends the
         wait at once and is returned: one of ``until``, 'failed', a non-200, and a status no
         documentation names (nothing says it will ever move). Raises WaitTimeout past ``timeout``.
-        The interval grows to a tenth of the timeout so that a live run polls gently. A wait that
-        lasts past NOTICE_AFTER_S says once (``notify``) what it waits for and until when.
+        The interval is a fifth of the time waited so far (at least ``interval``, at most a tenth of the
+        timeout): a live run polls gently, and the wait overshoots the moment the backup became ready by
+        at most a fifth of the wait. A backup created beside one just waited for is found ready at once.
+        ``on_status`` hears each in-progress status (the run's timeline shows it on its one line);
+        without it, a wait that lasts past NOTICE_AFTER_S says once (``notify``) what it waits for and
+        until when.
         """
         if progress is None:
             progress = load_contract().backup_statuses("in_progress")
         started = time.monotonic()
         deadline = started + timeout
         noticed = False
-        interval = self.poll_interval if interval is None else interval
+        pause = self.poll_interval if interval is None else interval
         while True:
             response = self.show_backup(backup_id)
             status = _backup_status(response)
             if response.status_code != 200 or status in until or status not in progress:
                 return response, time.monotonic() - started
+            if on_status is not None:
+                on_status(status)
             if time.monotonic() >= deadline:
                 raise WaitTimeout(
                     f"backup {backup_id} still {status!r} after {timeout:g}s (waited for {'/'.join(until)})",
                     response,
                 )
-            if not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
+            if on_status is None and not noticed and time.monotonic() - started >= NOTICE_AFTER_S:
                 noticed = True
                 until_clock = time.strftime("%H:%M:%S", time.localtime(time.time() + deadline - time.monotonic()))
                 self.notify(
                     f"waiting for backup {backup_id} to become {'/'.join(until)} (now {status!r}; "
                     f"giving up at {until_clock}, RAFF_READY_TIMEOUT={timeout:g}s)"
                 )
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 1.5, max(0.5, timeout / 10))
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            floor = self.poll_interval if interval is None else interval
+            pause = min(max(floor, (time.monotonic() - started) / 5), max(0.5, timeout / 10))
 
 
 def _backup_status(response: httpx.Response) -> str | None:

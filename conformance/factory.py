@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -220,10 +221,13 @@ class BackupFactory:
                 return
             time.sleep(0.25)
 
-    def wait_ready(self, backup_id: str) -> Ready:
-        """Wait until the backup is ready; never raises for what the server does."""
+    def wait_ready(self, backup_id: str, on_status: Callable[[str | None], None] | None = None) -> Ready:
+        """Wait until the backup is ready; never raises for what the server does. ``on_status`` hears
+        each in-progress status seen on the way (the run's timeline)."""
         try:
-            final, waited = self.client.wait_for_backup(backup_id, timeout=self.settings.effective_ready_timeout)
+            final, waited = self.client.wait_for_backup(
+                backup_id, timeout=self.settings.effective_ready_timeout, on_status=on_status
+            )
         except WaitTimeout as error:
             self.ledger.wait_seconds += self.settings.effective_ready_timeout
             last = Exchange.from_httpx(error.last, "getBackup") if error.last is not None else None

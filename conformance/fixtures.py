@@ -116,7 +116,7 @@ def scenario(
     budget still has room for one a broken server wrongly takes (conformance/matrix.py, run_early)."""
     if not settings.writes_allowed:
         pytest.skip("the scenario creates and resets backups: set RAFF_ALLOW_WRITES=1 (--allow-writes)")
-    runner = ScenarioRunner(settings, client, make_backup)
+    runner = ScenarioRunner(settings, client, make_backup, raff_state.timeline)
     if not settings.is_mock:
         cells = derive(raff_state.contract)
         raff_state.matrix_early = MatrixRunner(settings, client, make_backup, runner.record, cells).run_early()

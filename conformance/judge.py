@@ -76,6 +76,10 @@ class Known:
     rank: int = -1  # the furthest status seen
     ready_size: Any = None  # storage_size as first seen once ready
     baseline: bool = False  # the first create on its VM after an accepted reset
+    # The requirement a baseline that is not one breaks: RC-22's where the reset before it closed a series
+    # of only one of the run's points (its baseline), RC-08's otherwise.
+    baseline_requirement: str | None = None
+    epoch: int = 0  # how many resets of its VM had been accepted when it was created
     deleted_by: Exchange | None = None  # the delete that answered 200 for it, once there was one
     key: int | None = None  # which key created it (a hash of the key as sent)
 
@@ -88,6 +92,11 @@ class Judge:
     findings: list[Finding] = field(default_factory=list)
     _known: dict[str, Known] = field(default_factory=dict)
     _reset_pending: set[str] = field(default_factory=set)  # VMs whose next create must be a baseline
+    _epochs: Counter[str] = field(default_factory=Counter)  # per VM: the accepted resets so far
+    _one_point_reset: set[str] = field(default_factory=set)  # VMs whose last accepted reset closed one point
+    # Per VM: whether a baseline after a reset of a longer series was seen to be one (True) or not (False).
+    # A one-point reset's baseline that is not one is RC-22's only where the VM's other resets work.
+    _baselines_work: dict[str, bool] = field(default_factory=dict)
     # backup id -> (removals count when listed, the key (hashed) and project it was listed under)
     _listed: dict[str, tuple[int, int | None, str | None]] = field(default_factory=dict)
     _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
@@ -152,6 +161,12 @@ class Judge:
                 in_flight = any(
                     k.vm == vm and k.deleted_by is None and k.rank in IN_FLIGHT_RANKS for k in self._known.values()
                 )
+                epoch = self._epochs[vm]
+                closed = [k for k in self._known.values() if k.vm == vm and k.deleted_by is None and k.epoch == epoch]
+                self._epochs[vm] += 1
+                self._one_point_reset.discard(vm)
+                if len(closed) == 1:
+                    self._one_point_reset.add(vm)  # the series it closed held only the run's baseline (RC-22)
                 if not in_flight:
                     # A reset while a backup of the VM is in flight is RC-21's own case, judged by its test
                     # with what the server showed of that backup; charged here too it would count twice.
@@ -213,8 +228,10 @@ class Judge:
             return
         name = sent.get("name") if isinstance(sent.get("name"), str) else None
         known = Known(backup_id.lower(), vm.lower(), _project(exchange), name, exchange, key=_key(exchange))
+        known.epoch = self._epochs[known.vm]
         if known.vm in self._reset_pending:
             known.baseline = True
+            known.baseline_requirement = "RC-22" if known.vm in self._one_point_reset else None
         self._reset_pending.discard(known.vm)
         self._known[known.id] = known
 
@@ -302,6 +319,8 @@ class Judge:
                 self._changed(known, "increment_id", known.increment[0], increment, known.increment[1], exchange)
             if known.baseline:
                 self.judged["P-BASELINE"] += 1
+                if known.baseline_requirement is None:
+                    self._baselines_work[known.vm] = self._baselines_work.get(known.vm, True) and increment == 0
                 if increment != 0:
                     self._report(
                         "P-BASELINE",
@@ -311,6 +330,7 @@ class Judge:
                         f"was accepted, so it starts a new series at increment_id 0; {_where(exchange)} shows "
                         f"increment_id {increment!r}.",
                         trail,
+                        requirement=known.baseline_requirement if self._baselines_work.get(known.vm) else None,
                     )
         status = record.get("status")
         rank = STATUS_RANK.get(status) if isinstance(status, str) else None

@@ -730,6 +730,24 @@ def _oldest_series_deleted(api: Api, creds: dict[str, str]) -> object:
     return first in listed, second in listed
 
 
+def _baseline_only_reset_then_create(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    api.reset(vm)
+    api.create(vm)
+    api.reset(vm)
+    return api.create(vm)["increment_id"]
+
+
+def _open_series_deleted(api: Api, creds: dict[str, str]) -> object:
+    vm = creds["RAFF_VM_ID"]
+    closed = api.create(vm)["id"]
+    api.reset(vm)
+    open_point = api.create(vm)["id"]
+    api.http.delete(f"/api/v1/backups/{open_point}/chain")
+    listed = {b["id"] for b in api.http.get("/api/v1/backups", params={"vm_id": vm}).json()["data"]}
+    return closed in listed, open_point in listed
+
+
 def _unscoped_vm_filter(api: Api, creds: dict[str, str]) -> object:
     unscoped = Api(api.http.base_url, creds["RAFF_API_KEY"], None)
     return unscoped.http.get("/api/v1/backups", params={"vm_id": creds["RAFF_VM_ID"]}).json()["total"]
@@ -943,6 +961,8 @@ PROBES: dict[str, Probe] = {
     "reset_in_flight_ignored": _scenario(_reset_in_flight),
     "closed_series_pruned_after_baseline": _scenario(_pruned_after_baseline),
     "reset_drops_baseline_only_series": _scenario(_baseline_only_reset),
+    "reset_skips_baseline_only_series": _scenario(_baseline_only_reset_then_create),
+    "open_chain_delete_spills_into_closed_series": _scenario(_open_series_deleted),
     "undeclared_method_accepted": _scenario(_undeclared_put),
     "allow_header_lists_undeclared_method": _scenario(_allow_header),
     "deleted_backup_still_readable": _scenario(_read_after_delete),

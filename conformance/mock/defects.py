@@ -167,6 +167,12 @@ _ALL = (
         "RC-22",
         "a reset of a series that holds only its baseline deletes that baseline",
     ),
+    Defect(
+        "reset_skips_baseline_only_series",
+        "RC-22",
+        "a reset of a series that holds only its baseline answers 202 but leaves the series open: the next "
+        "backup is numbered 1",
+    ),
     # RC-23: undeclared methods are refused with 405 and a true Allow header.
     Defect(
         "undeclared_method_accepted",
@@ -349,6 +355,12 @@ _PROPERTY_DEFECTS = (
         "RC-25",
         "createBackup takes a name of another JSON type (a number, an array) and stores it as text "
         "instead of answering 400",
+    ),
+    # RC-31: a chain delete of the open series removes exactly that series.
+    Defect(
+        "open_chain_delete_spills_into_closed_series",
+        "RC-31",
+        "deleting the VM's open series also deletes the VM's closed series",
     ),
 )
 

@@ -462,6 +462,10 @@ class World:
                 backup = next(b for b in self._ordered() if b.series == oldest)
             if vm.open_series == backup.series:
                 vm.open_series = None  # the next backup starts a fresh series at 0
+                if "open_chain_delete_spills_into_closed_series" in self.defects:
+                    for closed in {b.series for b in self._ordered() if b.vm_id == vm.id and b.series != backup.series}:
+                        if closed is not None:
+                            self._delete_series(closed)
             elif "chain_delete_spills_into_open_series" in self.defects and vm.open_series is not None:
                 self._delete_series(vm.open_series)
             self._delete_series(backup.series)
@@ -520,6 +524,12 @@ class World:
                 now = self._clock()
                 if any(p.status(now) in ("pending", "creating") for p in self._series_points(vm.open_series)):
                     return  # answered 202, but the reset waits behind the running backup and is lost
+            if (
+                "reset_skips_baseline_only_series" in self.defects
+                and vm.open_series is not None
+                and len(self._series_points(vm.open_series)) == 1
+            ):
+                return  # answered 202; a series of one point is "nothing to close" to this server
             if vm.reset_pending and "second_reset_rejected" in self.defects:
                 raise ApiError(400, "The backup series of this VM was already reset")
             if "reset_takes_effect_late" in self.defects:

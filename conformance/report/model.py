@@ -232,6 +232,7 @@ class Live(TypedDict):
     left_in_mock: NotRequired[int | None]
     # The run's backups that another client's backup depends on (every delete refused 409): kept.
     kept: NotRequired[list[KeptBackup]]
+    timeline: NotRequired[dict[str, Any]]  # the run's waits (conformance/timeline.py)
 
 
 class PropertyRow(TypedDict):

@@ -10,7 +10,8 @@ from conformance.scenario import REJECTED_RESETS, ScenarioRecord
 pytestmark = [pytest.mark.writes, pytest.mark.xdist_group("vm-series")]
 
 
-RUN_ORDER = ("A1", "A2", "A3", "A4", "A5", "A6")  # the scenario's backups on the VM, in the order it asked for them
+# The scenario's backups on the VM, in the order it asked for them.
+RUN_ORDER = ("A1", "A2", "A3", "A4", "A5", "A6", "A7")
 # Each chain delete: its step, the listings around it, and the point it names. Series 2 goes first,
 # through a middle point, while series 1 (older, closed) and series 3 (open) stand beside it. Which
 # points the named series holds is read from the server's own answers, not from what the script expected.
@@ -34,7 +35,12 @@ CHAIN_DELETES = [
 
 # The resets the scenario sends before each backup (after the one before it): an accepted one may
 # have started a new series there, whatever the numbering says.
-RESETS_BEFORE = {"A3": ("reset_A", "reset_A_again"), "A5": tuple(REJECTED_RESETS), "A6": ("reset_A_in_flight",)}
+RESETS_BEFORE = {
+    "A3": ("reset_A", "reset_A_again"),
+    "A5": tuple(REJECTED_RESETS),
+    "A6": ("reset_A_in_flight",),
+    "A7": ("reset_A_final",),
+}
 
 
 def _reset_accepted_between(scenario: ScenarioRecord, earlier: str, later: str) -> bool:
@@ -106,6 +112,42 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, evidence, s
     """1. delete a series through one of its points  2. exactly its points, as the listing right before
     showed them, are gone  3. the VM's other series and the other VM's points stay. The answers' bodies
     are RC-14's (judged on every answer); that getBackup then answers 404 is RC-24's."""
+    other = ("list_B_after", "list_B_after_chain_delete") if step == "delete_chain_A2" else None
+    _judge_chain_delete(scenario, evidence, "RC-15", step, before_step, after_step, label, other)
+
+
+@pytest.mark.req("RC-31")
+def test_backup_chain_delete_open_series(scenario: ScenarioRecord, evidence) -> None:
+    """1. after the final reset, A7 opens a new series while A6's (closed) stands beside it  2. delete
+    the open series through A7  3. exactly its points are gone; A6 and the other VM's points stay."""
+    step, before_step = "delete_chain_A7", "list_A_before_open_chain_delete"
+    after_step = "list_A_after_open_chain_delete"
+    (a6,) = scenario.require("A6")
+    before = scenario.listed(before_step)
+    if a6 not in before:
+        raise inconclusive(
+            before_step,
+            f"A6 ({a6}), the closed series beside A7's, was not listed before the delete, so no closed series "
+            "stood beside the open one",
+            scenario.step(before_step),
+        )
+    other = ("list_B_before_open_chain_delete", "list_B_after_open_chain_delete")
+    _judge_chain_delete(scenario, evidence, "RC-31", step, before_step, after_step, "A7", other)
+
+
+def _judge_chain_delete(
+    scenario: ScenarioRecord,
+    evidence,
+    requirement: str,
+    step: str,
+    before_step: str,
+    after_step: str,
+    label: str,
+    other: tuple[str, str] | None,
+) -> None:
+    """A chain delete removed exactly the series of the point it named, as the listing right before it
+    showed that series; ``other``: the other VM's listings around it, whose points all stay."""
+    __tracebackhide__ = True
     exchange = scenario.step(step)
     evidence.attach(exchange)
     (named,) = scenario.require(label)
@@ -119,13 +161,13 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, evidence, s
             scenario.step(before_step),
         )
     trail = scenario.trail(before_step, step, after_step)
-    status_code_is(exchange, 200, "RC-15")
+    status_code_is(exchange, 200, requirement)
     series, may = server_series(scenario, before, before_step, label)
     must = set(series)
     shown = {backup_id: before[backup_id].get("increment_id") for backup_id in series}
     if must & after.keys():
         raise fail(
-            "RC-15",
+            requirement,
             trail,
             "series points survived the chain delete",
             f"{step} named {label}, whose series {before_step} showed as {shown} (id: increment_id); "
@@ -134,20 +176,20 @@ def test_backup_chain_delete_closed_series(scenario: ScenarioRecord, evidence, s
     spilled = (before.keys() - must - may) - after.keys()
     if spilled:
         raise fail(
-            "RC-15",
+            requirement,
             trail,
             "chain delete removed other points",
             f"{step} named {label}, whose series {before_step} showed as {shown} (id: increment_id); also removed: "
             f"{sorted(spilled)}, listed before it outside that series",
         )
-    if step != "delete_chain_A2" or not scenario.has("list_B_after_chain_delete"):
+    if other is None or not scenario.has(other[1]):
         return
-    other_before = scenario.listed("list_B_after")
-    other_after = scenario.listed("list_B_after_chain_delete")
+    other_before = scenario.listed(other[0])
+    other_after = scenario.listed(other[1])
     if other_before.keys() - other_after.keys():
         raise fail(
-            "RC-15",
-            scenario.trail("list_B_after", "delete_chain_A4", step, "list_B_after_chain_delete"),
+            requirement,
+            scenario.trail(other[0], step, other[1]),
             "chain delete spilled to another VM",
             f"removed from the other VM: {sorted(other_before.keys() - other_after.keys())}",
         )

@@ -151,6 +151,38 @@ def test_reset_chain_on_series_of_only_a_baseline(scenario: ScenarioRecord, evid
 
 
 @pytest.mark.req("RC-22")
+def test_backup_after_reset_of_only_a_baseline_is_baseline(scenario: ScenarioRecord, evidence) -> None:
+    """The first backup after the reset of a series of only its baseline (A6) is a new baseline: A7 has
+    increment_id 0. A server that leaves a one-point series open on reset numbers A7 1."""
+    reset = scenario.step("reset_A_final")
+    evidence.attach(*scenario.trail("reset_A_final", "create_A7", "ready_A7"))
+    if not 200 <= (reset.status or 0) < 300:
+        raise inconclusive(
+            "reset_A_final",
+            f"the reset of A6's series answered {reset.status}, so no new series was asked for (whether it "
+            "should have been accepted is judged above)",
+            reset,
+        )
+    scenario.require("A7")
+    if scenario.increment("A3") != 0:
+        raise inconclusive(
+            "ready_A3",
+            f"A3, the first backup after the run's first accepted reset, has increment_id "
+            f"{scenario.increment('A3')!r}, so the numbering after any reset is RC-08's finding, not this shape's",
+            scenario.step("ready_A3"),
+        )
+    got = scenario.increment("A7")
+    if got != 0:
+        raise fail(
+            "RC-22",
+            scenario.trail("list_A_final", "reset_A_final", "create_A7", "ready_A7"),
+            "backup after the reset of a one-point series is not a baseline",
+            f"A7, the first backup asked for after the reset of series 3 (only A6, its baseline), has increment_id "
+            f"{got!r}, expected 0",
+        )
+
+
+@pytest.mark.req("RC-22")
 def test_reset_chain_on_vm_without_backups(scenario: ScenarioRecord, evidence) -> None:
     """A VM with no backup at all: the opening reset answers 202 and A1 is a baseline."""
     listed = scenario.listed("list_A_before")

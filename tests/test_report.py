@@ -793,7 +793,7 @@ def test_report_html__no_matrix_section_without_a_matrix() -> None:
 
 
 def _timeline_rows(page: Page) -> list[Element]:
-    return [e for e in page.elements if "tl-span" in e.classes]
+    return [e for e in page.elements if "wt-span" in e.classes]
 
 
 def test_report_html__timeline_one_row_per_span_with_its_vm_and_kind() -> None:
@@ -808,14 +808,14 @@ def test_report_html__timeline_one_row_per_span_with_its_vm_and_kind() -> None:
         ("A6", "A", "backup"), ("A7", "A", "backup"),
     ]
     first = rows[0]
-    assert "VM A · backup" in page.within(first, "tl-who")[0].text
-    assert page.within(first, "tl-end")[0].text.strip() == "56.3 s · ready"
+    assert "VM A · backup" in page.within(first, "wt-who")[0].text
+    assert page.within(first, "wt-end")[0].text.strip() == "56.3 s · ready"
     # The bar sits where the span was in flight: A1 from 2.1 s to 58.4 s of a 368.9 s run.
-    (bar,) = page.within(first, "tl-bar")
+    (bar,) = page.within(first, "wt-bar")
     assert bar.attrs["style"] == "left: 0.57%; width: 15.26%"
     # Every row shades the six blocks, so the stretches the run stood still read as columns.
-    assert all(len(page.within(row, "tl-shade")) == 6 for row in rows)
-    shade = page.within(first, "tl-shade")[1]  # 63.3 s to 126.0 s
+    assert all(len(page.within(row, "wt-shade")) == 6 for row in rows)
+    shade = page.within(first, "wt-shade")[1]  # 63.3 s to 126.0 s
     assert shade.attrs["style"] == "left: 17.16%; width: 17.0%"
 
 
@@ -829,7 +829,7 @@ def test_report_html__timeline_marks_the_critical_path_and_explains_it() -> None
     # (after A3), then A4 to A7 each alone.
     assert critical == marked == ["A2", "restore B1", "A4", "A5", "A6", "A7"]
     assert all(page.within(r, "crit-mark") for r in _timeline_rows(page) if "is-critical" in r.classes)
-    legend = next(e for e in page.elements if "tl-legend" in e.classes).text
+    legend = next(e for e in page.elements if "wt-legend" in e.classes).text
     assert "critical path" in legend and "set the run's length" in legend
     assert "blocked" in legend
 
@@ -842,13 +842,13 @@ def test_report_html__timeline_totals() -> None:
         (figure,) = [e.text for e in page.elements if e.tag == "b" and box in e.ancestors]
         return figure, box.text.removeprefix(figure)
 
-    assert stat("tl-blocked") == ("5 min 39 s", "blocked (92% of the run)")
-    assert stat("tl-length") == ("6 min 09 s", "the run's length")
-    assert stat("tl-blocks") == ("6", "blocks (waits the run stood still for)")
-    assert stat("tl-spans") == ("9", "backups and restores in flight, 6 on the critical path")
-    ticks = [e.text for e in page.elements if "tl-tick" in e.classes]
+    assert stat("wt-blocked") == ("5 min 39 s", "blocked (92% of the run)")
+    assert stat("wt-length") == ("6 min 09 s", "the run's length")
+    assert stat("wt-blocks") == ("6", "blocks (waits the run stood still for)")
+    assert stat("wt-spans") == ("9", "backups and restores in flight, 6 on the critical path")
+    ticks = [e.text for e in page.elements if "wt-tick" in e.classes]
     assert ticks == ["0:00", "1:00", "2:00", "3:00", "4:00", "5:00", "6:00"]
-    (table,) = [e for e in page.elements if "tl-blocks" in e.classes]
+    (table,) = [e for e in page.elements if "wt-blocks" in e.classes]
     rows = [e for e in page.elements if e.tag == "tr" and table in e.ancestors][1:]
     cells = [[c.text for c in page.elements if c.tag == "td" and row in c.ancestors] for row in rows]
     assert [c[-1] for c in cells] == ["A2", "restore B1", "A4", "A5", "A6", "A7"]  # ended by
@@ -862,15 +862,16 @@ def test_report_html__timeline_span_still_in_flight_and_block_cut_short() -> Non
     a7 = timeline["spans"][-1]
     a7.update(ended_s=None, outcome=None, critical=False)
     timeline["blocks"][-1].update(ended_s=320.0, ended_by=None)
+    timeline["blocked_s"] = 303.8
     timeline["written_s"] = 320.4
     assert validate_results(results) == []
 
     page = Page(render_html(results))
 
     row = _timeline_rows(page)[-1]
-    (bar,) = page.within(row, "tl-bar")
+    (bar,) = page.within(row, "wt-bar")
     assert {"open", "crit"} & bar.classes == {"open"}
-    assert "still in flight" in page.within(row, "tl-end")[0].text
+    assert "still in flight" in page.within(row, "wt-end")[0].text
     assert "nothing: cut short" in page.by_id("timeline").text
 
 
@@ -881,8 +882,8 @@ def test_report_html__timeline_no_waits_is_one_line() -> None:
     page = Page(render_html(results))
 
     section = page.by_id("timeline")
-    assert page.by_id("tl-none").text.startswith("No waits")
-    assert not [e for e in page.elements if section in e.ancestors and {"tl", "stats"} & e.classes]
+    assert page.by_id("wt-none").text.startswith("No waits")
+    assert not [e for e in page.elements if section in e.ancestors and {"waits", "stats"} & e.classes]
     assert not [e for e in page.elements if e.tag == "a" and e.attrs.get("href") == "#timeline"]
 
 

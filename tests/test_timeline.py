@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from _pytest.terminal import TerminalReporter
 
+from conformance.results import _timeline
 from conformance.state import RaffState
 from conformance.timeline import Timeline
 
@@ -394,3 +395,21 @@ def test_progress__a_line_said_mid_wait_keeps_the_wait_line(pytestconfig: pytest
         "raff-conformance: waited 5s for A1 ready",
         "",
     ]
+
+
+# --- which process's timeline results.json holds
+
+
+def test_results_timeline__the_process_that_waited(clock: Clock) -> None:
+    # Under xdist the scenario waits in a worker; the controller's own timeline is empty.
+    controller = Timeline(clock=clock)
+    worker = Timeline(clock=clock)
+    worker.begin("A1", "backup", "A")
+    with worker.blocked("A1"):
+        clock.tick(30)
+        worker.end("A1", "ready")
+    state = SimpleNamespace(timeline=controller)
+    idle = {"timeline": controller.to_dict()}
+
+    assert _timeline(state, [{"timeline": worker.to_dict()}, idle]) == worker.to_dict()
+    assert _timeline(state, [idle, {}]) == controller.to_dict()  # nobody waited (an older worker: no key)

@@ -161,6 +161,6 @@ class Timeline:
                 }
                 for b in self.blocks
             ],
-            "blocked_s": round(sum(b.ended - b.started for b in self.blocks if b.ended is not None), 1),
+            "blocked_s": round(sum((b.ended - b.started for b in self.blocks if b.ended is not None), 0.0), 1),
             "written_s": at(self.clock()),  # when this was read: the run's length so far
         }

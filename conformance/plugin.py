@@ -424,6 +424,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "requests_sent": state.requests_sent,
         "property_stats": state.property_stats,
         "matrix": state.matrix,
+        "timeline": state.timeline.to_dict(),
         "judge": {
             "stats": state.judge.stats(),
             "findings": [_finding_dict(f) for f in state.judge.findings],

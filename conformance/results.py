@@ -207,8 +207,16 @@ def _live(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
         "sweep_command": sweep,
         "kept": _kept(state, outputs),
         "left_in_mock": _sum_known(o.get("left_in_mock") for o in outputs),
-        "timeline": state.timeline.to_dict(),
+        "timeline": _timeline(state, outputs),
     }
+
+
+def _timeline(state: RaffState, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The waits of the process that waited: under xdist the scenario runs in a worker, and the
+    controller's own timeline is empty. Each process keeps its own clock, so timelines are not merged;
+    where several waited, the one that stood still longest is the one that set the run's length."""
+    waited = [o["timeline"] for o in outputs if (o.get("timeline") or {}).get("spans")]
+    return max(waited, key=lambda t: t["blocked_s"]) if waited else state.timeline.to_dict()
 
 
 def _kept(state: RaffState, outputs: list[dict[str, Any]]) -> list[dict[str, str]]:

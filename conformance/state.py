@@ -93,6 +93,7 @@ class RaffState:
     judge: Judge = field(init=False)
     foreign: ForeignWatch = field(init=False)
     timeline: Timeline = field(init=False)  # the run's waits for backups and restores (timeline.py)
+    progress_open: bool = field(default=False, init=False)  # a wait's line is on the terminal, unfinished
 
     def __post_init__(self) -> None:
         self.judge = Judge(self.contract)
@@ -128,6 +129,9 @@ class RaffState:
             return
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if self.progress_open:  # the wait's line stays, finished, above this one
+                reporter.write("\n")
+                self.progress_open = False
             reporter.ensure_newline()
             reporter.write_line(f"raff-conformance: {line}")
 
@@ -137,15 +141,27 @@ class RaffState:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or hasattr(self.config, "workerinput") or not line:
             return
+        line = f"raff-conformance: {line}"
+        if self.settings.api_key:  # the line holds labels and statuses; a server echoing the key gets nothing
+            line = line.replace(self.settings.api_key, "[REDACTED]")
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             if reporter.isatty():
-                reporter.rewrite(f"raff-conformance: {line}", erase=True)
+                writer = self.config.get_terminal_writer()
+                if not self.progress_open:  # a fresh line: the rewrite must not eat a line of test results
+                    reporter.ensure_newline()
+                    if writer.width_of_current_line:
+                        reporter.write("\n")
+                    self.progress_open = True
+                # One physical line: a wrapped one would leave its first part behind on each rewrite.
+                width = writer.fullwidth - 1
+                reporter.rewrite(line if len(line) <= width else line[: width - 1] + "…", erase=True)
                 if final:
                     reporter.write("\n")
+                    self.progress_open = False
             elif final:
                 reporter.ensure_newline()
-                reporter.write_line(f"raff-conformance: {line}")
+                reporter.write_line(line)
 
     def count_cases(self, operation_id: str, phase: str) -> None:
         stats = self.property_stats.setdefault(operation_id, {"cases": 0, "phases": {}})

@@ -9,6 +9,7 @@ have been. The report draws the spans and blocks; the terminal shows the current
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,10 @@ from typing import Any
 
 # How a block is shown: ``show(line, final)``; ``final`` is the block's last line (it ended).
 Show = Callable[[str, bool], None]
+# A status is the server's text on our terminal: control characters (a carriage return, an escape
+# sequence) would break the one line or the terminal itself. Its length is left alone: whoever shows
+# the line redacts secrets first and cuts it to the terminal's width after.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
 
 @dataclass
@@ -30,6 +35,7 @@ class Span:
     ended: float | None = None
     outcome: str | None = None  # "ready", or what happened instead ("failed", "timed out", ...)
     status: str | None = None  # the last status seen while it was in flight
+    critical: bool = False  # it ended a block: on the critical path
 
 
 @dataclass
@@ -49,9 +55,10 @@ class Timeline:
     show: Show | None = None
     clock: Callable[[], float] = time.monotonic
     origin: float = field(default=0.0)
-    spans: dict[str, Span] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)  # the latest span of each label
     blocks: list[Block] = field(default_factory=list)
     _current: Block | None = None
+    _earlier: list[Span] = field(default_factory=list)  # spans whose label began again (a second restore)
 
     def __post_init__(self) -> None:
         if not self.origin:
@@ -59,13 +66,15 @@ class Timeline:
 
     def begin(self, label: str, kind: str, vm: str) -> None:
         """``label`` is in flight from now (its create or restore was just accepted)."""
+        if label in self.spans:
+            self._earlier.append(self.spans.pop(label))  # still drawn: it happened
         self.spans[label] = Span(label, kind, vm, self.clock())
 
     def seen(self, label: str, status: str | None) -> None:
         """A poll saw ``label`` still in flight with this status: the terminal line shows it."""
         span = self.spans.get(label)
         if span is not None and span.ended is None:
-            span.status = status
+            span.status = None if status is None else _UNPRINTABLE.sub("?", str(status))
             self._show(final=False)
 
     def end(self, label: str, outcome: str) -> None:
@@ -83,12 +92,17 @@ class Timeline:
         """The run stands still until ``labels`` settle (the caller polls them and calls ``end``)."""
         waiting = tuple(label for label in labels if label in self.spans and self.spans[label].ended is None)
         block = Block(self.clock(), waiting)
-        self._current = block
+        outer, self._current = self._current, block
         try:
             yield block
         finally:
             block.ended = self.clock()
-            self._current = None
+            self._current = outer
+            if any(self.spans[label].ended is None for label in waiting):
+                # Cut short (an error, Ctrl-C) with something still in flight: no span ended it.
+                block.ended_by = None
+            if block.ended_by is not None:
+                self.spans[block.ended_by].critical = True
             if waiting:
                 self.blocks.append(block)
                 self._show(final=True, block=block)
@@ -109,7 +123,7 @@ class Timeline:
             else:
                 parts.append(f"{label} {span.status or 'in flight'} for {now - span.started:.0f}s")
         head = "waited" if block.ended is not None else "waiting"
-        return f"{head} {now - block.started:.0f}s for {', '.join(parts)}"
+        return _UNPRINTABLE.sub("?", f"{head} {now - block.started:.0f}s for {', '.join(parts)}")
 
     def _show(self, *, final: bool, block: Block | None = None) -> None:
         if self.show is not None:
@@ -125,7 +139,6 @@ class Timeline:
         def at(moment: float | None) -> float | None:
             return None if moment is None else round(moment - self.origin, 1)
 
-        critical = set(self.critical())
         return {
             "spans": [
                 {
@@ -135,9 +148,9 @@ class Timeline:
                     "started_s": at(s.started),
                     "ended_s": at(s.ended),
                     "outcome": s.outcome,
-                    "critical": s.label in critical,
+                    "critical": s.critical,
                 }
-                for s in self.spans.values()
+                for s in sorted([*self._earlier, *self.spans.values()], key=lambda s: s.started)
             ],
             "blocks": [
                 {
@@ -148,6 +161,6 @@ class Timeline:
                 }
                 for b in self.blocks
             ],
-            "blocked_s": round(sum((b.ended or b.started) - b.started for b in self.blocks), 1),
+            "blocked_s": round(sum((b.ended - b.started for b in self.blocks if b.ended is not None), 0.0), 1),
             "written_s": at(self.clock()),  # when this was read: the run's length so far
         }

@@ -32,7 +32,7 @@ from conformance.report import (
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 CANARY = "raff_pub_CANARY0123456789abcdef"
-ALL_FIXTURES = ["passing", "failing", "empty", "inconclusive"]
+ALL_FIXTURES = ["passing", "failing", "empty", "inconclusive", "timeline"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 # Elements whose src/href the browser fetches by itself (an <a href> is only followed on a click).
 FETCHING = {"script", "link", "img", "iframe", "frame", "source", "video", "audio", "embed", "object", "track", "input"}
@@ -787,3 +787,126 @@ def test_report_html__variant_matrix_per_operation_and_kind() -> None:
 def test_report_html__no_matrix_section_without_a_matrix() -> None:
     page = Page(render_html(load("inconclusive")))
     assert not any(e.attrs.get("id") == "variants" for e in page.elements)
+
+
+# --- the timeline of the run's waits (live.timeline) ---
+
+
+def _timeline_rows(page: Page) -> list[Element]:
+    return [e for e in page.elements if "wt-span" in e.classes]
+
+
+def test_report_html__timeline_one_row_per_span_with_its_vm_and_kind() -> None:
+    results = load("timeline")
+    page = Page(render_html(results))
+
+    rows = _timeline_rows(page)
+
+    assert [(r.attrs["data-label"], r.attrs["data-vm"], r.attrs["data-kind"]) for r in rows] == [
+        ("A1", "A", "backup"), ("A2", "A", "backup"), ("B1", "B", "backup"), ("A3", "A", "backup"),
+        ("restore B1", "B", "restore"), ("A4", "A", "backup"), ("A5", "A", "backup"),
+        ("A6", "A", "backup"), ("A7", "A", "backup"),
+    ]
+    first = rows[0]
+    assert "VM A · backup" in page.within(first, "wt-who")[0].text
+    assert page.within(first, "wt-end")[0].text.strip() == "56.3 s · ready"
+    # The bar sits where the span was in flight: A1 from 2.1 s to 58.4 s of a 368.9 s run.
+    (bar,) = page.within(first, "wt-bar")
+    assert bar.attrs["style"] == "left: 0.57%; width: 15.26%"
+    # Every row shades the six blocks, so the stretches the run stood still read as columns.
+    assert all(len(page.within(row, "wt-shade")) == 6 for row in rows)
+    shade = page.within(first, "wt-shade")[1]  # 63.3 s to 126.0 s
+    assert shade.attrs["style"] == "left: 17.16%; width: 17.0%"
+
+
+def test_report_html__timeline_marks_the_critical_path_and_explains_it() -> None:
+    page = Page(render_html(load("timeline")))
+
+    critical = [r.attrs["data-label"] for r in _timeline_rows(page) if "is-critical" in r.classes]
+    marked = [r.attrs["data-label"] for r in _timeline_rows(page) if page.within(r, "crit")]
+
+    # Each block's last span to settle: A2 (A1 and B1 were ready before it), the restore of B1
+    # (after A3), then A4 to A7 each alone.
+    assert critical == marked == ["A2", "restore B1", "A4", "A5", "A6", "A7"]
+    assert all(page.within(r, "crit-mark") for r in _timeline_rows(page) if "is-critical" in r.classes)
+    legend = next(e for e in page.elements if "wt-legend" in e.classes).text
+    assert "critical path" in legend and "set the run's length" in legend
+    assert "blocked" in legend
+
+
+def test_report_html__timeline_totals() -> None:
+    page = Page(render_html(load("timeline")))
+
+    def stat(element_id: str) -> tuple[str, str]:
+        box = page.by_id(element_id)
+        (figure,) = [e.text for e in page.elements if e.tag == "b" and box in e.ancestors]
+        return figure, box.text.removeprefix(figure)
+
+    assert stat("wt-blocked") == ("5 min 39 s", "blocked (92% of the run)")
+    assert stat("wt-length") == ("6 min 09 s", "the run's length")
+    assert stat("wt-blocks") == ("6", "blocks (waits the run stood still for)")
+    assert stat("wt-spans") == ("9", "backups and restores in flight, 6 on the critical path")
+    ticks = [e.text for e in page.elements if "wt-tick" in e.classes]
+    assert ticks == ["0:00", "1:00", "2:00", "3:00", "4:00", "5:00", "6:00"]
+    (table,) = [e for e in page.elements if "wt-blocks" in e.classes]
+    rows = [e for e in page.elements if e.tag == "tr" and table in e.ancestors][1:]
+    cells = [[c.text for c in page.elements if c.tag == "td" and row in c.ancestors] for row in rows]
+    assert [c[-1] for c in cells] == ["A2", "restore B1", "A4", "A5", "A6", "A7"]  # ended by
+    assert cells[0][:4] == ["3.7 s", "61.7 s", "58.0 s", "A1, A2, B1"]
+
+
+def test_report_html__timeline_span_still_in_flight_and_block_cut_short() -> None:
+    # An interrupted run: A7 never became ready, and its block was left without an end.
+    results = load("timeline")
+    timeline = results["live"]["timeline"]
+    a7 = timeline["spans"][-1]
+    a7.update(ended_s=None, outcome=None, critical=False)
+    timeline["blocks"][-1].update(ended_s=320.0, ended_by=None)
+    timeline["blocked_s"] = 303.8
+    timeline["written_s"] = 320.4
+    assert validate_results(results) == []
+
+    page = Page(render_html(results))
+
+    row = _timeline_rows(page)[-1]
+    (bar,) = page.within(row, "wt-bar")
+    assert {"open", "crit"} & bar.classes == {"open"}
+    assert "still in flight" in page.within(row, "wt-end")[0].text
+    assert "nothing: cut short" in page.by_id("timeline").text
+
+
+def test_report_html__timeline_no_waits_is_one_line() -> None:
+    results = load("passing")
+    results["live"]["timeline"] = {"spans": [], "blocks": [], "blocked_s": 0.0, "written_s": 3.2}
+
+    page = Page(render_html(results))
+
+    section = page.by_id("timeline")
+    assert page.by_id("wt-none").text.startswith("No waits")
+    assert not [e for e in page.elements if section in e.ancestors and {"waits", "stats"} & e.classes]
+    assert not [e for e in page.elements if e.tag == "a" and e.attrs.get("href") == "#timeline"]
+
+
+def test_report_html__no_timeline_section_in_older_files() -> None:
+    page = Page(render_html(load("passing")))  # written before live.timeline existed
+
+    assert not [e for e in page.elements if e.attrs.get("id") == "timeline"]
+
+
+def test_validate_results__timeline_references() -> None:
+    results = load("timeline")
+    timeline = results["live"]["timeline"]
+    timeline["blocks"][0]["ended_by"] = "A3"
+    timeline["blocks"][1]["waiting_for"].append("A9")
+    timeline["spans"][0]["ended_s"] = 1.0
+    del timeline["spans"][1]["critical"]
+
+    problems = validate_results(results)
+
+    assert "live.timeline.spans[1]: missing field 'critical'" in problems
+    results["live"]["timeline"]["spans"][1]["critical"] = True
+    assert validate_results(results) == [
+        "live.timeline.spans[0] (A1): ends before it starts",
+        "live.timeline.blocks[0].ended_by: 'A3' is not a span it waited for",
+        "live.timeline.blocks[1].waiting_for: unknown span 'A9'",
+    ]

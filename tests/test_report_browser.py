@@ -7,6 +7,7 @@ Two real runs against the bundled mock: a clean one and one with a planted defec
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conformance.report import render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -97,3 +100,34 @@ def test_report_browser__failing_run_leads_to_its_evidence(tmp_path: Path, page:
     # The violation shows what set up the expectation too: the listing before the reset.
     assert finding.locator("details.step").count() >= 1, "only the breaking exchange is shown"
     page.screenshot(path=str(tmp_path / "failing.png"))
+
+
+# Nine spans and six blocks (tests/fixtures/results/timeline.json) measured 494 px.
+MAX_TIMELINE_HEIGHT_PX = 700
+
+
+def test_report_browser__timeline_reads_in_the_window(tmp_path: Path, page: Any) -> None:
+    fixture = ROOT / "tests" / "fixtures" / "results" / "timeline.json"
+    report = tmp_path / "report.html"
+    report.write_text(render_html(json.loads(fixture.read_text(encoding="utf-8"))), encoding="utf-8")
+    page.goto(report.as_uri())
+    layout = page.evaluate(
+        """() => {
+          const rows = [...document.querySelectorAll('#timeline .wt-span')].map(row => {
+            const track = row.querySelector('.wt-track').getBoundingClientRect();
+            const bar = row.querySelector('.wt-bar').getBoundingClientRect();
+            const who = row.querySelector('.wt-who');
+            return {inside: bar.left >= track.left - 1 && bar.right <= track.right + 1 && bar.width >= 2,
+                    labelWhole: who.scrollWidth <= who.clientWidth};
+          });
+          const root = document.documentElement;
+          return {rows, scrollWidth: root.scrollWidth, clientWidth: root.clientWidth,
+                  height: document.getElementById('timeline').getBoundingClientRect().height};
+        }"""
+    )
+    assert layout["scrollWidth"] <= layout["clientWidth"], f"scrolls sideways: {layout}"
+    assert len(layout["rows"]) == 9
+    assert all(row["inside"] for row in layout["rows"]), layout["rows"]
+    assert all(row["labelWhole"] for row in layout["rows"]), "a span's label is cut"
+    assert layout["height"] < MAX_TIMELINE_HEIGHT_PX, layout["height"]
+    page.locator("#timeline").screenshot(path=str(tmp_path / "timeline.png"))

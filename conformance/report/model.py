@@ -221,6 +221,37 @@ class Sharing(TypedDict):
     foreign_writes: list[ForeignWrite]  # each made the verdicts it touched inconclusive
 
 
+class TimelineSpan(TypedDict):
+    """One thing in flight (conformance.timeline.Span): a backup from its create to ready, a restore
+    from its 202 to settled. Seconds since the run's start."""
+
+    label: str  # the scenario's name for it: "A1", "restore B1"
+    kind: str  # "backup" or "restore"
+    vm: str  # which of the run's VMs: "A" or "B"
+    started_s: float
+    ended_s: float | None  # None: still in flight when results.json was written
+    outcome: str | None  # "ready", or what happened instead
+    critical: bool  # it ended a block: had it been faster, the run would have been
+
+
+class TimelineBlock(TypedDict):
+    """A stretch the run stood still for, waiting for ``waiting_for`` to settle."""
+
+    started_s: float
+    ended_s: float
+    waiting_for: list[str]
+    ended_by: str | None  # the span whose settling ended it; None when the block was cut short
+
+
+class Timeline(TypedDict):
+    """The run's waits (conformance/timeline.py)."""
+
+    spans: list[TimelineSpan]
+    blocks: list[TimelineBlock]
+    blocked_s: float  # the blocks' seconds, summed
+    written_s: float | None  # when it was written: the run's length, on the same clock
+
+
 class Live(TypedDict):
     backups_created: int
     wait_seconds: float
@@ -232,7 +263,7 @@ class Live(TypedDict):
     left_in_mock: NotRequired[int | None]
     # The run's backups that another client's backup depends on (every delete refused 409): kept.
     kept: NotRequired[list[KeptBackup]]
-    timeline: NotRequired[dict[str, Any]]  # the run's waits (conformance/timeline.py)
+    timeline: NotRequired[Timeline]  # the run's waits (conformance/timeline.py); absent in older files
 
 
 class PropertyRow(TypedDict):
@@ -424,7 +455,26 @@ def validate_results(d: Any) -> list[str]:
                 )
         if finding.get("blocked_by") is not None and finding["classification"] != "inconclusive":
             problems.append(f"{where}.blocked_by: only an inconclusive finding names a blocking step")
+    if "timeline" in d["live"]:
+        _check_timeline(d["live"]["timeline"], problems)
     return problems
+
+
+def _check_timeline(timeline: Mapping[str, Any], problems: list[str]) -> None:
+    """A block waits for spans of the timeline and is ended by one of them; nothing ends before it starts."""
+    labels = {span["label"] for span in timeline["spans"]}
+    for i, span in enumerate(timeline["spans"]):
+        if span["ended_s"] is not None and span["ended_s"] < span["started_s"]:
+            problems.append(f"live.timeline.spans[{i}] ({span['label']}): ends before it starts")
+    for i, block in enumerate(timeline["blocks"]):
+        where = f"live.timeline.blocks[{i}]"
+        if block["ended_s"] < block["started_s"]:
+            problems.append(f"{where}: ends before it starts")
+        for label in block["waiting_for"]:
+            if label not in labels:
+                problems.append(f"{where}.waiting_for: unknown span {label!r}")
+        if block["ended_by"] is not None and block["ended_by"] not in block["waiting_for"]:
+            problems.append(f"{where}.ended_by: {block['ended_by']!r} is not a span it waited for")
 
 
 def _unique(where: str, ids: Iterable[str], problems: list[str]) -> set[str]:

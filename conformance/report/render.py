@@ -266,6 +266,7 @@ def build_view(results: Mapping[str, Any]) -> dict[str, Any]:
         "coverage": _coverage(results.get("coverage") or {}),
         "fuzz": _fuzz(results.get("property_based") or {}),
         "comparison": _comparison(results.get("comparison"), findings),
+        "timeline": _timeline((results.get("live") or {}).get("timeline")),
         "key_of": {f["id"]: finding_key(f) for f in findings},
     }
 
@@ -525,6 +526,61 @@ def _fuzz(property_based: Mapping[str, Any]) -> dict[str, Any]:
         "checks": property_based.get("checks") or [],
         "limitations": property_based.get("limitations") or [],
     }
+
+
+# Tick steps of the timeline's axis, in seconds: the first that leaves at most MAX_TICKS intervals.
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+MAX_TICKS = 8
+MIN_BAR_PCT = 0.4  # a span that settled within the clock's tenth still shows as a sliver
+
+
+def _timeline(timeline: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The waits chart: each span and block as a left offset and a width in percent of the run.
+
+    None when the file has no timeline (older files: the section is left out). The run's length is
+    ``written_s``, the moment the timeline was read, on the spans' own clock; a span still in
+    flight then is drawn up to it.
+    """
+    if timeline is None:
+        return None
+    spans = timeline.get("spans") or []
+    blocks = timeline.get("blocks") or []
+    length = max(
+        [timeline.get("written_s") or 0.0]
+        + [s["ended_s"] for s in spans if s["ended_s"] is not None]
+        + [b["ended_s"] for b in blocks]
+    )
+    scale = 100.0 / length if length > 0 else 0.0
+
+    def place(start: float, end: float) -> dict[str, float]:
+        left = min(start * scale, 100.0)
+        return {"left": round(left, 2), "width": round(min(max((end - start) * scale, MIN_BAR_PCT), 100.0 - left), 2)}
+
+    rows = []
+    for span in spans:
+        end = span["ended_s"] if span["ended_s"] is not None else length
+        rows.append({**span, **place(span["started_s"], end), "in_flight": span["ended_s"] is None,
+                     "seconds": end - span["started_s"]})
+    shaded = [{**block, **place(block["started_s"], block["ended_s"]),
+               "seconds": block["ended_s"] - block["started_s"]} for block in blocks]
+    step = next((t for t in TICK_STEPS if length / t <= MAX_TICKS), TICK_STEPS[-1])
+    ticks = [
+        {"left": round(at * scale, 2), "label": _clock_label(at, minutes=length >= 120)}
+        for at in range(0, int(length) + 1, step)
+    ]
+    return {
+        "rows": rows,
+        "blocks": shaded,
+        "ticks": ticks,
+        "length": length,
+        "blocked_s": timeline.get("blocked_s") or 0.0,
+        "blocked_pct": round(100.0 * (timeline.get("blocked_s") or 0.0) / length) if length > 0 else 0,
+        "critical": [row for row in rows if row["critical"]],
+    }
+
+
+def _clock_label(seconds: int, *, minutes: bool) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}" if minutes else f"{seconds} s"
 
 
 def _comparison(comparison: Mapping[str, Any] | None, findings: list[dict[str, Any]]) -> dict[str, Any] | None:

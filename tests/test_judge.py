@@ -136,6 +136,32 @@ def test_judge__first_backup_after_reset_is_a_baseline(judge: Judge) -> None:
     assert breaches(judge) == ["P-BASELINE"]
 
 
+RESET = f"/api/v1/vms/{VM}/backups/reset-chain"
+SECOND, THIRD, FOURTH = (f"{n}c90c3cc-0d44-4b50-8888-8dd25736052a" for n in (4, 5, 6))
+
+
+def _series(judge: Judge, *points: tuple[str, int]) -> None:
+    """An accepted reset, then these creates (id, increment_id shown), each ready."""
+    judge.see(sent("resetBackupChain", "POST", RESET, 202, {"success": True}))
+    for backup_id, increment in points:
+        create(judge, id=backup_id, increment_id=increment)
+        get(judge, path_id=backup_id, id=backup_id, increment_id=increment, status="ready")
+
+
+@pytest.mark.parametrize(
+    ("multi_point_baseline", "requirement"),
+    [(0, "RC-22"), (1, "RC-08")],  # the VM's other resets work: the one-point shape's; else the numbering's
+)
+def test_judge__baseline_after_reset_of_a_one_point_series(judge: Judge, multi_point_baseline, requirement) -> None:
+    _series(judge, (BACKUP, multi_point_baseline), (SECOND, multi_point_baseline + 1))  # a series of two
+    _series(judge, (THIRD, 0 if requirement == "RC-22" else 1))  # after its reset: a series of only a baseline
+    _series(judge, (FOURTH, 1))  # after the reset of that one-point series: numbered on
+    baselines = [f for f in judge.findings if f.check == "P-BASELINE"]
+    assert baselines and baselines[-1].requirement == requirement, [(f.requirement, f.message) for f in baselines]
+    if requirement == "RC-22":
+        assert [f.requirement for f in baselines] == ["RC-22"]
+
+
 def test_judge__pages_and_totals(judge: Judge) -> None:
     listing(judge, [record()], total=0)
     listing(judge, [record(), record(id="11111111-0d44-4b50-8888-8dd25736052a")], params={"limit": 1})

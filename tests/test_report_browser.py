@@ -29,8 +29,9 @@ VIEWPORT = {"width": 1280, "height": 800}
 MIN_TESTS_COLUMN_PX = 180
 # 30 requirements, each with its row and box, the properties every exchange is held to and the
 # variant matrix; one defect (closed_points_hidden) measured 25.6k px before passes, spec gaps past
-# two, violations past one and a clean property table folded (issue 27): 14.5k px.
-MAX_HEIGHT_ONE_DEFECT_PX = 15_000
+# two, violations past one and a clean property table folded (issue 27): 14.5k px. Issue 28 added a
+# requirement (RC-31), two tests and the timeline of waits: 16.1k px.
+MAX_HEIGHT_ONE_DEFECT_PX = 16_500
 
 
 def _report(tmp_path: Path, *args: str) -> Path:

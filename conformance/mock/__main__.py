@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         "--real-stack",
         action="store_true",
         help="habits of real HTTP stacks: a router's plain-text 404 for paths that do not route, "
-        "header names and JSON media types in other spellings",
+        "header names and JSON media types in other spellings, and one backup of a VM at a time (a create "
+        "while another is in flight answers 409)",
     )
     parser.add_argument(
         "--fault",

@@ -419,6 +419,7 @@ def create_app(
         backup_delay=backup_delay,
         restore_delay=restore_delay,
         clock=make_clock(time_mode),
+        one_backup_at_a_time=real_stack,
     )
     return MockApp(
         world=world,

@@ -200,8 +200,12 @@ class World:
         backup_delay: float = 0.3,
         restore_delay: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        one_backup_at_a_time: bool = False,
     ) -> None:
         self.defects = frozenset(defects)
+        # A real stack's habit (app.py, real_stack): a VM takes one backup at a time, and a create while
+        # another of it is pending or creating is refused with 409 (the overlay's entry on createBackup).
+        self.one_backup_at_a_time = one_backup_at_a_time
         self.backup_delay = backup_delay
         self.restore_delay = restore_delay
         self._clock = clock
@@ -378,6 +382,13 @@ class World:
     def create_backup(self, account: Account, project_id: str, vm_id: str, name: str | None) -> dict[str, Any]:
         with self._lock:
             vm = self._scoped_vm(account, project_id, vm_id)
+            if self.one_backup_at_a_time:
+                now = self._clock()
+                busy = [
+                    b for b in self.backups.values() if b.vm_id == vm.id and b.status(now) in ("pending", "creating")
+                ]
+                if busy:
+                    raise ApiError(409, f"A backup of this VM is already in progress ({busy[0].id})")
             if vm.reset_due is not None and self._clock() >= vm.reset_due:
                 vm.reset_due = None
                 self._close_series(vm)

@@ -27,10 +27,10 @@ from conformance.checks import json_value
 from conformance.exchange import Exchange
 from conformance.settings import OPTIONS, Settings, run_token_of
 
-# Backups the recorded scenario creates (conformance/scenario.py): A1..A5 on RAFF_VM_ID and B1, B2
-# on RAFF_SECOND_VM_ID when it is set.
-SCENARIO_BACKUPS_FIRST_VM = 6
-SCENARIO_BACKUPS_SECOND_VM = 2
+# Backups the recorded scenario creates (conformance/scenario.py): A1..A7 on RAFF_VM_ID and B1 on
+# RAFF_SECOND_VM_ID when it is set.
+SCENARIO_BACKUPS_FIRST_VM = 7
+SCENARIO_BACKUPS_SECOND_VM = 1
 
 
 class PreflightError(Exception):

@@ -1,27 +1,37 @@
 """The recorded scenario: one run of reset-chain's story on the VM, shared by many tests.
 
 A real backup takes minutes and costs money, so the requirement tests do not each create
-their own. The scenario runs once per session, on the VM and on a second VM when one is set:
+their own. The scenario runs once per session, on the VM and on a second VM when one is set,
+in the order the series semantics force and waiting only where a later step needs a backup ready
+(a live run's length is its waits; conformance/timeline.py records them):
 
-    reset A, reset B -> create A1, A2 (series 1) and B1 -> reset A -> reset A again
-    -> create A3, A4 -> rejected resets of A (no project, bad project, no key, wrong key)
-    -> create A5 and, while it is in flight, reset A -> create A6 (series 3) -> create B2
-    -> restore A1 -> delete A3 (A4 depends on it) -> delete series 2 through A4
-    -> delete series 1 through A2 -> reset A (series 3 holds only its baseline)
+    reset A, reset B -> create A1, B1, reset B, create A2    | wait: A1, A2, B1
+    -> reset A -> reset A again -> create A3, restore B1, create A4 -> rejected resets of A (no project,
+    bad project, no key, wrong key) -> create A5 and, while it is in flight, reset A -> create A6
+                                                             | wait: A3..A6, B1 restored
+    -> listings, pages, equivalents, scope probes -> delete A3 (A4 depends on it) -> delete series 2
+    through A4 -> delete series 1 through A2 -> reset A (series 3 holds only its baseline A6)
+    -> create A7                                             | wait: A7
+    -> delete the open series through A7 (series 3 stands beside it)
 
-with listings in between (after the reset also the project's and the key's whole listing, RC-17;
-once A6 is ready the VM's listing with and without X-Project-ID, a VM the key cannot see, and
-the VM's listing again in pages, RC-18 and RC-20: reads only, no extra backup), and records
-every exchange under a step name. Each requirement test then asserts on the record, so a
-failure still names its own requirement and shows its evidence. A step that cannot run (an
-earlier one failed) is recorded as missing with the reason.
+Creates go out while others of the VM are in flight: the docs neither allow nor forbid it, and a
+server that takes one at a time refuses with a documented answer (409 in the overlay, or the
+create's 400); the run then waits for the VM's backups, sends the create again and goes on one at
+a time. Listings in between (after the reset also the project's and the key's whole listing, RC-17;
+once A6 is ready the VM's listing with and without X-Project-ID, a VM the key cannot see, and the
+VM's listing again in pages, RC-18 and RC-20: reads only, no extra backup) are recorded under a
+step name. Each requirement test then asserts on the record, so a failure still names its own
+requirement and shows its evidence. A step that cannot run (an earlier one failed) is recorded as
+missing with the reason.
 
-Why each backup: A1, A2 make a series of two to close (RC-06, RC-07, RC-15); A3, A4 the
-numbering after a reset (RC-08, RC-10) and a point with a dependent (RC-16); A5 shows that the
-refused resets reset nothing and is the backup in flight during a reset (RC-21); A6 is the first
-backup asked for after that reset, then a series of only a baseline (RC-21, RC-22); B1, B2
-show that A's resets leave B's series alone (RC-09). At most eight backups are created (six on
-A, two on B); all go through the cleanup ledger.
+Why each backup: A1, A2 make a series of two to close (RC-06, RC-15) and, with B's reset between
+them, show that a reset of one VM leaves another's series alone (RC-09); A3, A4 the numbering
+after a reset (RC-08, RC-10) and a point with a dependent (RC-16); A5 shows that the refused resets
+reset nothing and is the backup in flight during a reset (RC-21); A6 is the first backup asked for
+after that reset, then a series of only a baseline (RC-21, RC-22); A7 the backup after the reset of
+that one-point series (RC-22), then the open series deleted while a closed one stands (RC-31); B1,
+closed by B's reset, is the closed point restored (RC-07; A1 without a second VM). At most eight
+backups are created (seven on A, one on B); all go through the cleanup ledger.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ stand one after another. This starts the bundled mock as a process of its own wi
 (writes and restores allowed, every setting the mock prints), and prints the run's wall time and
 the time it waited for backups, each divided by L::
 
-    python benchmarks/live_latency.py                 # L = 5 s and 10 s
+    python benchmarks/live_latency.py                 # L = 5 s, 10 s and 30 s
     python benchmarks/live_latency.py --latency 10    # one latency
 
 Only loopback is touched; each run is bounded by ``--timeout``.
@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="bound on one run, seconds")
     options = parser.parse_args()
     print("latency  exit  wall      waited    wall/latency  waited/latency  backups  requests  left")
-    for latency in options.latency or [5.0, 10.0]:
+    for latency in options.latency or [5.0, 10.0, 30.0]:
         row = measure(latency, options.timeout)
         print(
             f"{row['latency_s']:>5g} s  {row['exit']:>4}  {row['wall_s']:>6.1f} s  {row['waited_s']:>6.1f} s  "

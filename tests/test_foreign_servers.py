@@ -135,3 +135,31 @@ def test_foreign_server__mock_with_real_stack_habits_passes(tmp_path: Path) -> N
     notes = [f for f in results["findings"] if f["classification"] == "note"]
     assert notes and {f["requirement"] for f in notes} == {"RC-05"}, notes
     assert all(f["check"] == "unroutable_path" for f in notes)
+
+
+def test_foreign_server__one_backup_at_a_time_is_met_one_create_at_a_time(tmp_path: Path) -> None:
+    """A server that refuses a create while another backup of the VM is in flight (409, the overlay's
+    inferred createBackup answer): the recorded scenario sends its creates side by side until the first
+    refusal, then waits for the VM's backups, sends that create again and goes on one at a time. Every
+    requirement the scenario judges still passes, the refusal is a spec gap, and nothing is left."""
+    from tests.mockproc import mock_process
+
+    with mock_process("--backup-delay", "1", "--restore-delay", "0.5", "--one-backup-at-a-time") as credentials:
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--report-dir={tmp_path / 'r'}",
+             "conformance/tests/test_reset_chain.py", "conformance/tests/test_reset_chain_shapes.py",
+             "conformance/tests/test_backups.py"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **credentials,
+                 "RAFF_ALLOW_WRITES": "1", "RAFF_ALLOW_RESTORE": "1"},
+        )
+    output = completed.stdout[-3000:]
+    results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
+    assert completed.returncode == 0, output
+    assert {req["verdict"] for req in results["requirements"]} <= {"pass", "spec_gap", "not_covered", "skipped"}, output
+    busy = [f for f in results["findings"] if f["title"] == "createBackup answered 409, which the published spec omits"]
+    assert busy and {f["classification"] for f in busy} == {"spec_gap"}, output
+    live = results["live"]
+    assert live["backups_created"] == 8 and not live["leftovers"], live
+    # After the first refusal each create waited for the VM's backups: more, shorter blocks than three.
+    assert len(live["timeline"]["blocks"]) > 3, live["timeline"]

@@ -48,8 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "--real-stack",
         action="store_true",
         help="habits of real HTTP stacks: a router's plain-text 404 for paths that do not route, "
-        "header names and JSON media types in other spellings, and one backup of a VM at a time (a create "
-        "while another is in flight answers 409)",
+        "header names and JSON media types in other spellings",
+    )
+    parser.add_argument(
+        "--one-backup-at-a-time",
+        action="store_true",
+        help="a VM takes one backup at a time: a create while another of it is pending or creating answers "
+        "409 (the overlay's inferred createBackup 409)",
     )
     parser.add_argument(
         "--fault",
@@ -88,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             faults=args.fault,
             real_stack=args.real_stack,
+            one_backup_at_a_time=args.one_backup_at_a_time,
             time_mode=args.time,
         )
     except (OSError, ValueError, yaml.YAMLError) as exc:

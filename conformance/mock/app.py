@@ -406,6 +406,7 @@ def create_app(
     faults: Iterable[str] = (),
     real_stack: bool = False,
     time_mode: str = "wall",
+    one_backup_at_a_time: bool = False,
 ) -> Starlette:
     """A fresh mock with its own state; ``app.state.world`` holds it (``.credentials()`` for the ids).
 
@@ -419,7 +420,7 @@ def create_app(
         backup_delay=backup_delay,
         restore_delay=restore_delay,
         clock=make_clock(time_mode),
-        one_backup_at_a_time=real_stack,
+        one_backup_at_a_time=one_backup_at_a_time,
     )
     return MockApp(
         world=world,

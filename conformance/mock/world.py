@@ -203,8 +203,8 @@ class World:
         one_backup_at_a_time: bool = False,
     ) -> None:
         self.defects = frozenset(defects)
-        # A real stack's habit (app.py, real_stack): a VM takes one backup at a time, and a create while
-        # another of it is pending or creating is refused with 409 (the overlay's entry on createBackup).
+        # A server that takes one backup of a VM at a time: a create while another of it is pending or
+        # creating is refused with 409 (the overlay's entry on createBackup; the mock's --one-backup-at-a-time).
         self.one_backup_at_a_time = one_backup_at_a_time
         self.backup_delay = backup_delay
         self.restore_delay = restore_delay

@@ -233,9 +233,9 @@ class RaffClient:
         (``progress``, from the contract: pending, creating, restoring). Any other answer ends the
         wait at once and is returned: one of ``until``, 'failed', a non-200, and a status no
         documentation names (nothing says it will ever move). Raises WaitTimeout past ``timeout``.
-        The interval is a fifth of the time waited so far (at least ``interval``, at most a tenth of the
-        timeout): a live run polls gently, and the wait overshoots the moment the backup became ready by
-        at most a fifth of the wait. A backup created beside one just waited for is found ready at once.
+        The interval is an eighth of the time waited so far (at least ``interval``, at most a tenth of
+        the timeout): a live run polls gently, and the wait overshoots the moment the backup became ready
+        by at most an eighth of the wait. A backup created beside one just waited for is found ready at once.
         ``on_status`` hears each in-progress status (the run's timeline shows it on its one line);
         without it, a wait that lasts past NOTICE_AFTER_S says once (``notify``) what it waits for and
         until when.
@@ -267,7 +267,7 @@ class RaffClient:
                 )
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             floor = self.poll_interval if interval is None else interval
-            pause = min(max(floor, (time.monotonic() - started) / 5), max(0.5, timeout / 10))
+            pause = min(max(floor, (time.monotonic() - started) / 8), max(0.5, timeout / 10))
 
 
 def _backup_status(response: httpx.Response) -> str | None:

@@ -113,11 +113,17 @@ def scenario(
     """The recorded reset-chain scenario (see conformance/scenario.py), run once per session.
 
     On a live target the variant matrix's creates that a conforming server refuses go first, while the
-    budget still has room for one a broken server wrongly takes (conformance/matrix.py, run_early)."""
+    budget still has room for one a broken server wrongly takes (conformance/matrix.py, run_early); the
+    cells that need no backup go while the scenario's last backup is in flight (run_beside)."""
     if not settings.writes_allowed:
         pytest.skip("the scenario creates and resets backups: set RAFF_ALLOW_WRITES=1 (--allow-writes)")
-    runner = ScenarioRunner(settings, client, make_backup, raff_state.timeline)
+    cells = derive(raff_state.contract)
+
+    def beside(record: ScenarioRecord) -> None:
+        # The matrix's cells that need no backup, while A7 is in flight (MatrixRunner.run_beside).
+        raff_state.matrix_early += MatrixRunner(settings, client, make_backup, record, cells).run_beside()
+
+    runner = ScenarioRunner(settings, client, make_backup, raff_state.timeline, beside)
     if not settings.is_mock:
-        cells = derive(raff_state.contract)
         raff_state.matrix_early = MatrixRunner(settings, client, make_backup, runner.record, cells).run_early()
     return runner.run()

@@ -293,7 +293,8 @@ class Subjects:
     """What the cells may name: the run's own resources and made-up ids; None where there is none."""
 
     vm: str
-    backup: str | None  # a settled backup of the run (reads, restores; its series deleted last)
+    backup: str | None  # a settled backup of the run (reads; its series deleted last)
+    restorable: str | None  # the backup the restore cells restore: on the second VM where there is one
     leaves: list[str]  # backups of the run that may be deleted one by one (newest first)
     other_project: str | None
     other_project_vm: str | None
@@ -331,6 +332,8 @@ class MatrixRunner:
         return Subjects(
             vm=self.record.vm_id,
             backup=ids.get("A6"),
+            # B1 where there is one: its restores can run while a backup of VM A is in flight (run_beside).
+            restorable=ids.get("B1") or ids.get("A6"),
             leaves=[ids[label] for label in ("B2", "B1") if label in ids],
             other_project=other,
             other_project_vm=settings.other_project_vm_id,
@@ -352,21 +355,47 @@ class MatrixRunner:
         return early
 
     def run(self, early: list[Outcome] | None = None) -> list[Outcome]:
-        """Every cell; ``early`` holds what ``run_early`` already tried (kept, not sent again)."""
+        """Every cell; ``early`` holds what ``run_early`` and ``run_beside`` already tried (kept, not
+        sent again)."""
+        return self._run(PHASES, early)
+
+    def run_beside(self) -> list[Outcome]:
+        """The cells that may go while the scenario's last backup (A7) is in flight, so that its wait is
+        spent on them: those whose answer nothing of VM A can change (``_beside``). The rest goes after
+        the scenario (``run``)."""
+        return [o for o in self._run(("read", "restore", "refused"), None, beside=True) if o.tried]
+
+    def _beside(self, cell: Cell) -> bool:
+        """Whether a cell may go while a backup of VM A is in flight. When that backup settles the server
+        may act on the VM (a broken one prunes closed series, say), so a cell that compares answers about
+        VM A's backups across that moment could blame a spelling for it. Only these go: the restores of
+        the second VM's backup (B1; its "found" read and the wait for it too) and cells that name no
+        resource of the run (an unknown, malformed or other project's or account's id). Never a create
+        (a wrongly taken one would join A7's series) nor a reset (it would close A7's series)."""
+        if cell.operation in ("createBackup", "resetBackupChain"):
+            return False
+        if cell.recipe.subject in ("unknown", "malformed", "other_project_vm", "other_account_vm"):
+            return True
+        on_second_vm = self.subjects.restorable is not None and self.subjects.restorable != self.subjects.backup
+        return cell.operation == "restoreBackup" and cell.recipe.subject == "own" and on_second_vm
+
+    def _run(self, phases: tuple[str, ...], early: list[Outcome] | None, *, beside: bool = False) -> list[Outcome]:
         outcomes = {id(cell): Outcome(cell) for cell in self.cells}
         done = {(o.cell.operation, o.cell.kind, o.cell.variant): o for o in early or [] if o.tried}
         for cell in self.cells:
             if (cell.operation, cell.kind, cell.variant) in done:
                 outcomes[id(cell)] = replace(done[(cell.operation, cell.kind, cell.variant)], cell=cell)
-        phases = ("read", "reset", "restore", "refused", "create", "delete")
         for phase in phases:
             for cell in self.cells:
+                if beside and not self._beside(cell):
+                    continue
                 if _phase(cell) == phase and not outcomes[id(cell)].tried:
                     self._send(cell, outcomes[id(cell)])
-            if phase == "restore" and self.restored and self.subjects.backup is not None:
+            if phase == "restore" and self.restored and self.subjects.restorable is not None:
                 # One wait for all the restores (in flight together, the later ones may answer 409):
                 # the cells after it need the backup settled again.
-                self.factory.wait_ready(self.subjects.backup)
+                self.restored = False
+                self.factory.wait_ready(self.subjects.restorable)
         return [outcomes[id(cell)] for cell in self.cells]
 
     # -- one cell
@@ -622,6 +651,9 @@ class MatrixRunner:
         if may_take and _phase(cell) != "delete" and cell.operation in ("deleteBackup", "deleteBackupChain",
                                                                          "restoreBackup"):
             return str(uuid.uuid4())
+        if cell.operation == "restoreBackup":
+            restorable = subjects.restorable
+            return None if restorable is None or restorable.lower() in self.gone else restorable
         if subjects.backup is not None and subjects.backup.lower() in self.gone:
             return None
         return subjects.backup
@@ -660,6 +692,9 @@ def _refused_create(cell: Cell) -> bool:
         and recipe.times == 1
         and any(getattr(recipe, name) in values for name, values in REFUSED_CREATE.items())
     )
+
+
+PHASES = ("read", "reset", "restore", "refused", "create", "delete")
 
 
 def _phase(cell: Cell) -> str:

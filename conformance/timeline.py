@@ -64,11 +64,11 @@ class Timeline:
         if not self.origin:
             self.origin = self.clock()
 
-    def begin(self, label: str, kind: str, vm: str) -> None:
-        """``label`` is in flight from now (its create or restore was just accepted)."""
+    def begin(self, label: str, kind: str, vm: str, ago: float = 0.0) -> None:
+        """``label`` is in flight since ``ago`` seconds (its create or restore was accepted then)."""
         if label in self.spans:
             self._earlier.append(self.spans.pop(label))  # still drawn: it happened
-        self.spans[label] = Span(label, kind, vm, self.clock())
+        self.spans[label] = Span(label, kind, vm, self.clock() - max(0.0, ago))
 
     def seen(self, label: str, status: str | None) -> None:
         """A poll saw ``label`` still in flight with this status: the terminal line shows it."""

@@ -171,7 +171,7 @@ class ScenarioRunner:
         self.record = ScenarioRecord(settings.vm_id or "", settings.second_vm_id)
         self.timeline = timeline if timeline is not None else Timeline()
         # Work that needs no backup and may go while A7, the last backup, is in flight (the variant
-        # matrix's reads, restores on the second VM and refused writes): its wait is spent on it.
+        # matrix's cells nothing of VM A can change, MatrixRunner.run_beside): its wait is spent on it.
         self.beside = beside
         # Backups created and not yet waited for (label: id): the run waits only where a later step
         # needs them ready, so backups that no step orders go out side by side.

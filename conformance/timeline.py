@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+QUIET_BELOW_S = 1.0  # blocks shorter than this are recorded but never shown on the terminal
 # How a block is shown: ``show(line, final)``; ``final`` is the block's last line (it ended).
 Show = Callable[[str, bool], None]
 # A status is the server's text on our terminal: control characters (a carriage return, an escape
@@ -126,8 +127,13 @@ class Timeline:
         return _UNPRINTABLE.sub("?", f"{head} {now - block.started:.0f}s for {', '.join(parts)}")
 
     def _show(self, *, final: bool, block: Block | None = None) -> None:
-        if self.show is not None:
-            self.show(self.line(block), final)
+        shown = block or self._current
+        if self.show is None or shown is None:
+            return
+        # A wait shorter than a second (the bundled mock's) is not worth a line of anyone's terminal.
+        if (shown.ended if shown.ended is not None else self.clock()) - shown.started < QUIET_BELOW_S:
+            return
+        self.show(self.line(block), final)
 
     def critical(self) -> list[str]:
         """The spans that ended a block, in order: the run's critical path through its waits."""

@@ -193,7 +193,7 @@ def test_timeline_line__empty_outside_a_block(timeline: Timeline, shown: list) -
     timeline.seen("A1", "pending")
 
     assert timeline.line() == ""
-    assert shown == [("", False)]  # RaffState.progress prints nothing for an empty line
+    assert shown == []  # no block: nothing to show
 
 
 def test_timeline_seen__after_the_end_changes_nothing(clock: Clock, timeline: Timeline, shown: list) -> None:
@@ -370,6 +370,7 @@ def test_progress__never_prints_the_api_key(pytestconfig: pytest.Config, clock: 
     timeline = Timeline(show=lambda line, final: RaffState.progress(state, line, final), clock=clock)
     timeline.begin("A1", "backup", "A")
     with pytest.raises(KeyboardInterrupt), timeline.blocked("A1"):
+        clock.tick(2)
         timeline.seen("A1", KEY)
         raise KeyboardInterrupt
 
@@ -413,3 +414,18 @@ def test_results_timeline__the_process_that_waited(clock: Clock) -> None:
 
     assert _timeline(state, [{"timeline": worker.to_dict()}, idle]) == worker.to_dict()
     assert _timeline(state, [idle, {}]) == controller.to_dict()  # nobody waited (an older worker: no key)
+
+
+def test_timeline__a_wait_under_a_second_is_not_shown(clock: Clock, timeline: Timeline, shown: list) -> None:
+    timeline.begin("A1", "backup", "A")
+    with timeline.blocked("A1"):
+        clock.tick(0.5)
+        timeline.seen("A1", "pending")
+        timeline.end("A1", "ready")
+    assert shown == [] and len(timeline.blocks) == 1
+    timeline.begin("A2", "backup", "A")
+    with timeline.blocked("A2"):
+        clock.tick(1.5)
+        timeline.seen("A2", "creating")
+        timeline.end("A2", "ready")
+    assert [final for _, final in shown] == [False, True]

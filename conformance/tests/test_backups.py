@@ -170,8 +170,8 @@ def _judge_chain_delete(
             requirement,
             trail,
             "series points survived the chain delete",
-            f"{step} named {label}, whose series {before_step} showed as {shown} (id: increment_id); "
-            f"still listed: {sorted(must & after.keys())}",
+            f"still listed after {step}: {sorted(must & after.keys())}; it named {label}, whose series "
+            f"{before_step} showed as {shown} (id: increment_id)",
         )
     spilled = (before.keys() - must - may) - after.keys()
     if spilled:
@@ -179,8 +179,8 @@ def _judge_chain_delete(
             requirement,
             trail,
             "chain delete removed other points",
-            f"{step} named {label}, whose series {before_step} showed as {shown} (id: increment_id); also removed: "
-            f"{sorted(spilled)}, listed before it outside that series",
+            f"{step} also removed {sorted(spilled)}, listed in {before_step} outside the series of {label}, "
+            f"which it showed as {shown} (id: increment_id)",
         )
     if other is None or not scenario.has(other[1]):
         return

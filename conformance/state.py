@@ -24,7 +24,7 @@ from conformance.contract import Contract
 from conformance.exchange import Exchange
 from conformance.judge import Judge
 from conformance.ledger import OWN_BACKUPS
-from conformance.settings import OPTIONS, Settings, run_token_of
+from conformance.settings import OPTIONS, REDACTED, Settings, run_token_of
 from conformance.timeline import Timeline
 
 MAX_EXCHANGES_PER_TEST = 25
@@ -142,8 +142,9 @@ class RaffState:
         if reporter is None or hasattr(self.config, "workerinput") or not line:
             return
         line = f"raff-conformance: {line}"
-        if self.settings.api_key:  # the line holds labels and statuses; a server echoing the key gets nothing
-            line = line.replace(self.settings.api_key, "[REDACTED]")
+        # The line holds labels and statuses; a server that echoes a key into a status gets nothing out.
+        for secret in sorted(self.settings.secrets(), key=len, reverse=True):
+            line = line.replace(secret, REDACTED)
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             if reporter.isatty():

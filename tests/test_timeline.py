@@ -10,6 +10,7 @@ import pytest
 from _pytest.terminal import TerminalReporter
 
 from conformance.results import _timeline
+from conformance.settings import Settings
 from conformance.state import RaffState
 from conformance.timeline import Timeline
 
@@ -265,6 +266,7 @@ def test_timeline_to_dict__nothing_waited(clock: Clock) -> None:
 # --- the terminal line (RaffState.progress): pytest's own TerminalReporter, writing into a buffer
 
 KEY = "raff_pub_CANARY0123456789abcdef"  # the configured key of these tests: must never be printed
+OTHER_KEY = "raff_pub_OTHERCANARY9876543210"  # the other account's key: never printed either
 
 
 class Output(io.StringIO):
@@ -291,7 +293,8 @@ def _state(pytestconfig: pytest.Config, *, tty: bool, worker: bool = False) -> t
     config = SimpleNamespace(pluginmanager=Plugins(reporter), get_terminal_writer=lambda: reporter._tw)
     if worker:
         config.workerinput = {"workerid": "gw0"}  # what xdist sets on a worker's config
-    state = SimpleNamespace(config=config, settings=SimpleNamespace(api_key=KEY), progress_open=False)
+    state = SimpleNamespace(config=config, settings=Settings(api_key=KEY, other_account_api_key=OTHER_KEY),
+                            progress_open=False)
     return state, out
 
 
@@ -366,6 +369,7 @@ def test_progress__never_prints_the_api_key(pytestconfig: pytest.Config, clock: 
     state, out = _state(pytestconfig, tty=tty)
     _wait(state, clock, status=KEY)
     _wait(state, clock, status="x" * 300 + KEY)
+    _wait(state, clock, status=OTHER_KEY)
     # A block cut short prints its last status in its final line, on a file too.
     timeline = Timeline(show=lambda line, final: RaffState.progress(state, line, final), clock=clock)
     timeline.begin("A1", "backup", "A")
@@ -375,7 +379,7 @@ def test_progress__never_prints_the_api_key(pytestconfig: pytest.Config, clock: 
         raise KeyboardInterrupt
 
     text = out.getvalue()
-    assert KEY not in text and KEY[:12] not in text
+    assert KEY not in text and KEY[:12] not in text and OTHER_KEY not in text
     assert "A1 [REDACTED]" in text
 
 

@@ -82,6 +82,7 @@ class CaptureChecks:
     _made: dict[str, tuple[int, int]] = field(default_factory=dict)
     _by_vm: dict[str, list[_Create]] = field(default_factory=dict)
     _status: dict[str, str] = field(default_factory=dict)  # backup id -> status last shown
+    _shown_at: dict[str, int] = field(default_factory=dict)  # backup id -> the write count when last shown
     _vm_of: dict[str, str] = field(default_factory=dict)  # backup id -> product_vm shown
     _restoring: set[str] = field(default_factory=set)  # VMs with a restore accepted and not seen done
     _deleted: set[str] = field(default_factory=set)
@@ -129,6 +130,8 @@ class CaptureChecks:
             self._writes += 1
             self._last_write = exchange
         path_id = _id(params.get("id", ""))
+        if status == 404 and not exchange.unknown and not exchange.is_json and UUID.match(path_id or "0"):
+            self._plain_not_found(exchange)
         if operation == "resetBackupChain":
             self._reset(exchange, path_id, body)
         elif operation == "createBackup" and 200 <= status < 300:
@@ -150,6 +153,15 @@ class CaptureChecks:
             self._listing(exchange, body)
 
     # -- the steps ------------------------------------------------------------------------------
+
+    def _plain_not_found(self, exchange: Exchange) -> None:
+        """RC-14: the operation's own 404 (its path names a well-formed id, so it routed) is the
+        contract's Error JSON. The judge leaves a plain 404 alone, as a router's answer for a path that
+        does not route; here the path is the operation's, with a UUID where its id goes."""
+        self.judged["RC-14"] += 1
+        self._violation("RC-14", f"{exchange.operation_id} plain 404", f"{exchange.operation_id}'s 404 is not JSON",
+                        f"{_where(exchange)} answered with {exchange.media_type or 'no media type'}; the contract's "
+                        "404 for this operation is an Error JSON body.", [exchange])
 
     def _reset(self, exchange: Exchange, vm: str, body: Any) -> None:
         status = exchange.status or 0
@@ -221,6 +233,8 @@ class CaptureChecks:
         closed = create is not None and self._epochs[vm] > create.epoch
         if not closed or self._status.get(backup_id) != "ready" or backup_id in self._deleted:
             return
+        if self._shown_at.get(backup_id) != self._writes - (1 if exchange.method.upper() not in SAFE_METHODS else 0):
+            return  # not shown since the last write: the server may have removed it by its own rules since
         if busy or create is None or _scope(create.exchange) != _scope(exchange):
             return
         if status in (401, 403, 429) or status >= 500:
@@ -256,6 +270,7 @@ class CaptureChecks:
 
     def _record(self, exchange: Exchange, record: dict[str, Any]) -> None:
         backup_id = str(record.get("id", "")).lower()
+        self._shown_at[backup_id] = self._writes
         if isinstance(record.get("product_vm"), str):
             self._vm_of[backup_id] = record["product_vm"].lower()
         status = record.get("status")
@@ -336,6 +351,10 @@ class CaptureChecks:
             if other not in after.by_vm or (before.vm_filter is None and not points):
                 continue
             requirement = "RC-06" if other == vm else "RC-09"
+            if requirement == "RC-06" and before.vm_filter != vm:
+                # The VM's own view says whether its points stay; an unfiltered listing that shows them
+                # otherwise is two views disagreeing (RC-17), not the reset's doing.
+                continue
             shown = after.by_vm[other]
             for backup_id, record in points.items():
                 if record.get("status") != "ready":
@@ -448,12 +467,14 @@ def _scope(exchange: Exchange) -> tuple[Any, ...]:
 def _series_of(
     points: dict[str, dict[str, Any]], backup_id: str, made: dict[str, tuple[int, int]]
 ) -> list[dict[str, Any]] | None:
-    """The series of a point: the VM's points in order of creation, a new series at each increment_id 0
-    the listing shows and at each reset the capture saw accepted between two creates (``made``: backup
-    id -> the order the capture created it in, and how many resets of its VM came before). The order is
-    created_at's, and where two points share a created_at (it counts seconds), the capture's. None when
-    it cannot be told: a point without a number or a time (a legacy one), or a tie the capture did not
-    see made."""
+    """The series of a point: the VM's points in order of creation, a new series at each increment_id 0.
+
+    The order is created_at's, and where two points share a created_at (it counts seconds), the order
+    the capture created them in (``made``: backup id -> that order, and how many resets of its VM the
+    capture saw accepted before it). None when it cannot be told: a point without a number or a time
+    (a legacy one), a tie the capture did not see made, or numbers that disagree with the resets the
+    capture saw (a series that runs across a reset, or restarts without one): that disagreement is the
+    numbering's breach (RC-08), judged there, and leaves no series to judge a delete by."""
     if backup_id not in points:
         return None
     records = list(points.values())
@@ -464,13 +485,16 @@ def _series_of(
         return None
     ordered = sorted(records, key=lambda r: (str(r["created_at"]), made.get(str(r["id"]).lower(), (-1, 0))[0]))
     series: list[list[dict[str, Any]]] = []
-    epoch = None
     for record in ordered:
-        now = made.get(str(record["id"]).lower(), (None, None))[1]
-        if record["increment_id"] == 0 or not series or (now is not None and epoch is not None and now != epoch):
+        if record["increment_id"] == 0 or not series:
             series.append([])
-        epoch = now if now is not None else epoch
         series[-1].append(record)
+    last_epoch = None
+    for run in series:
+        epochs = {made[str(r["id"]).lower()][1] for r in run if str(r["id"]).lower() in made}
+        if len(epochs) > 1 or (epochs and last_epoch is not None and epochs == {last_epoch}):
+            return None
+        last_epoch = next(iter(epochs), last_epoch)
     return next(s for s in series if any(str(r["id"]).lower() == backup_id for r in s))
 
 

@@ -98,17 +98,27 @@ class CaptureStats:
     clients: Counter[str] = field(default_factory=Counter)
     first: float | None = None
     last: float | None = None
+    cut: list[str] = field(default_factory=list)  # why the file ends before its entries do
 
 
 # -- reading ------------------------------------------------------------------------------------
 
 
-def read_entries(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-    """The entries of a HAR file, one at a time (the file is never held whole)."""
+def read_entries(stream: IO[bytes], cut: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The entries of a HAR file, one at a time (the file is never held whole).
+
+    A file that ends early (a recorder that was killed) gives the entries before the cut; with ``cut``
+    given, why it ends is appended there instead of raised, once at least one entry was read.
+    """
+    read = 0
     try:
-        yield from ijson.items(stream, "log.entries.item", use_float=True)
+        for entry in ijson.items(stream, "log.entries.item", use_float=True):
+            read += 1
+            yield entry
     except ijson.JSONError as error:
-        raise CaptureError(f"not a readable HAR file: {error}") from error
+        if cut is None or read == 0:
+            raise CaptureError(f"not a readable HAR file: {str(error).splitlines()[0]}") from error
+        cut.append(f"the file ends early, after {read} entries ({str(error).splitlines()[0]})")
 
 
 def _instant(text: Any) -> float | None:
@@ -286,7 +296,7 @@ class CaptureJudge:
 
     def judge_stream(self, stream: IO[bytes]) -> None:
         waiting: list[tuple[float, int, Captured]] = []
-        for index, entry in enumerate(read_entries(stream)):
+        for index, entry in enumerate(read_entries(stream, self.stats.cut)):
             self.stats.entries += 1
             exchange = to_exchange(entry, index, self.operation_of) if isinstance(entry, dict) else "not an object"
             if isinstance(exchange, str):
@@ -660,6 +670,7 @@ def _capture_section(judge: CaptureJudge, capture: Path) -> dict[str, Any]:
         "overlapping_pairs": stats.overlapping,
         "out_of_order": stats.late,
         "clients": len(stats.clients),
+        "cut": stats.cut[0] if stats.cut else None,
     }
 
 
@@ -672,7 +683,7 @@ def secrets_of(path: Path) -> list[str]:
     """Every credential value the capture holds (keys, cookies, Authorization), to redact from output."""
     found: set[str] = set()
     with path.open("rb") as stream:
-        for entry in read_entries(stream):
+        for entry in read_entries(stream, []):
             request = entry.get("request") if isinstance(entry, dict) else None
             for part in (request, entry.get("response") if isinstance(entry, dict) else None):
                 if not isinstance(part, dict):

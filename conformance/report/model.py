@@ -288,6 +288,7 @@ class Capture(TypedDict):
     overlapping_pairs: int  # pairs of exchanges, one a write, whose times overlap
     out_of_order: int
     clients: int
+    cut: NotRequired[str | None]  # the file ends before its entries do: what was read is judged
 
 
 class PropertyRow(TypedDict):

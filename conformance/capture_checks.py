@@ -233,7 +233,8 @@ class CaptureChecks:
         closed = create is not None and self._epochs[vm] > create.epoch
         if not closed or self._status.get(backup_id) != "ready" or backup_id in self._deleted:
             return
-        if self._shown_at.get(backup_id) != self._writes - (1 if exchange.method.upper() not in SAFE_METHODS else 0):
+        shown_since = self._shown_at.get(backup_id) == self._writes - 1  # (the restore itself is a write)
+        if status == 404 and not shown_since:
             return  # not shown since the last write: the server may have removed it by its own rules since
         if busy or create is None or _scope(create.exchange) != _scope(exchange):
             return

@@ -37,7 +37,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import ijson
@@ -62,7 +62,8 @@ from conformance.settings import REDACTED
 # connection, is out of order by about as many entries as were in flight at once.
 REORDER_WINDOW = 2048
 # Properties whose breach one exchange shows by itself, whatever came before it.
-ORDER_FREE = frozenset({"P-CONTRACT", "P-SUCCESS", "P-IDENTITY", "P-FILTERS", "P-REQUEST", "P-KIND"})
+ORDER_FREE = frozenset({"P-CONTRACT", "P-SUCCESS", "P-IDENTITY", "P-FILTERS", "P-REQUEST", "P-KIND",
+                        "capture RC-01", "capture RC-14", "capture RC-23"})
 # created_at against the capture's own times: clocks differ, and Date has a resolution of a second.
 CLOCK_SLACK = timedelta(seconds=60)
 CHECKS_NODEID = "raff-conformance::capture-requirements"
@@ -256,6 +257,8 @@ class CaptureJudge:
     observed: Counter[tuple[str, int]] = field(default_factory=Counter)
     unordered: set[int] = field(default_factory=set)
     pairs: dict[int, int] = field(default_factory=dict)  # an unordered exchange -> one it overlaps
+    # per operation and status: how many answers came without their body, and the first of them
+    bodiless: dict[tuple[str, int], tuple[int, Captured]] = field(default_factory=dict)
     writes: int = 0
     _active: list[Captured] = field(default_factory=list)  # emitted, and not yet ended
     _last_start: float = float("-inf")
@@ -349,6 +352,9 @@ class CaptureJudge:
         self.stats.clients[exchange.client] += 1
         for part in exchange.unknown:
             self.stats.unknown_parts[part] += 1
+        if "response body" in exchange.unknown:
+            n, example = self.bodiless.get((exchange.operation_id, exchange.status), (0, exchange))
+            self.bodiless[(exchange.operation_id, exchange.status)] = (n + 1, example)
         if getattr(exchange, "stripped_key", False):
             self.stats.stripped_keys += 1
         if write:
@@ -431,9 +437,17 @@ class CaptureJudge:
         return [*self._foreign.values(), *others]
 
     def findings(self) -> list[Finding]:
-        """Every finding, with the ones the capture cannot prove made inconclusive."""
+        """Every finding, with the ones the capture cannot prove made inconclusive, and one inconclusive
+        finding per operation and status whose answers the capture holds without their body."""
         order = sorted(self.unordered)
-        out = []
+        out = [
+            Finding("inconclusive", "RC-14", operation, "capture body",
+                    f"{operation} {status}: {n} answer(s) whose body the capture does not hold",
+                    f"{example.error}; entry {example.entry} ({example.summary()}) and {n - 1} more: the contract "
+                    "on their bodies, and every property that reads them, is not judged there.",
+                    "low", [example], blocked_by="capture")
+            for (operation, status), (n, example) in sorted(self.bodiless.items())
+        ]
         for finding in [*self.judge.findings, *self.checks.findings]:
             if finding.classification == "violation":
                 why = self._unproven(finding, order)
@@ -591,7 +605,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
         ],
         "matrix": None,
         "live": {"backups_created": 0, "wait_seconds": 0.0, "leftovers": [], "requests_sent": 0,
-                 "sweep_command": None, "kept": [], "left_in_mock": None, "timeline": None},
+                 "sweep_command": None, "kept": [], "left_in_mock": None},
         "sharing": {"run_token": "", "foreign_writes": judge.foreign_writes()},
         "capture": _capture_section(judge, capture),
         "comparison": None,
@@ -695,8 +709,10 @@ def secrets_of(path: Path) -> list[str]:
                 for cookie in part.get("cookies") or []:
                     if isinstance(cookie, dict) and len(str(cookie.get("value", ""))) >= 4:
                         found.add(str(cookie["value"]))
-            query = request.get("queryString") if isinstance(request, dict) else None
-            for name, value in _pairs(query):
+            query = _pairs(request.get("queryString")) if isinstance(request, dict) else []
+            if isinstance(request, dict) and isinstance(request.get("url"), str):
+                query += parse_qsl(urlsplit(request["url"]).query)
+            for name, value in query:
                 if any(word in name.lower() for word in ("key", "token", "secret", "auth", "password")) and value:
                     found.add(value)
     return sorted(found, key=len, reverse=True)

@@ -53,7 +53,11 @@ class _Listing:
     vm_filter: str | None
 
 
-@dataclass
+# How many backups the checks remember (the judge's KNOWN_LIMIT, for the same reason).
+REMEMBERED = 1024
+
+
+@dataclass(eq=False)
 class _Create:
     id: str
     vm: str
@@ -63,6 +67,7 @@ class _Create:
     other_resets: int  # accepted resets of other VMs before it
     increment: Any = None
     increment_seen: Exchange | None = None
+    previous: _Create | None = None  # the VM's create before it
 
 
 @dataclass
@@ -80,6 +85,7 @@ class CaptureChecks:
     _creates: dict[str, _Create] = field(default_factory=dict)
     # backup id -> the order the capture created it in, and the accepted resets of its VM before it
     _made: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _made_count: int = 0
     _by_vm: dict[str, list[_Create]] = field(default_factory=dict)
     _status: dict[str, str] = field(default_factory=dict)  # backup id -> status last shown
     _shown_at: dict[str, int] = field(default_factory=dict)  # backup id -> the write count when last shown
@@ -202,9 +208,17 @@ class CaptureChecks:
         earlier = self._by_vm.setdefault(vm, [])
         others = self._other_resets - self._epochs[vm]
         create = _Create(data["id"].lower(), vm, exchange, self._epochs[vm], first, others)
+        create.previous = earlier[-1] if earlier else None
+        if create.previous is not None:
+            create.previous.previous = None  # one step back is all the series check reads: no chain
         self._creates[create.id] = create
-        self._made[create.id] = (len(self._made), create.epoch)
+        self._made[create.id] = (self._made_count, create.epoch)
+        self._made_count += 1
         earlier.append(create)
+        del earlier[:-2]  # the series check looks one create back; in-flight checks at the newest
+        for book in (self._creates, self._made, self._status, self._shown_at, self._vm_of):
+            while len(book) > REMEMBERED:
+                del book[next(iter(book))]
         self._status[create.id] = str(data.get("status"))
 
     def _got(self, exchange: Exchange, backup_id: str) -> None:
@@ -292,11 +306,9 @@ class CaptureChecks:
         """RC-08's second half and RC-09: a backup after another of its series, with no reset of its VM
         between, is numbered one more - after the baseline of a reset (RC-08), and after a reset of
         another VM (RC-09: that reset changed nothing here)."""
-        siblings = self._by_vm[create.vm]
-        at = siblings.index(create)
-        if at == 0:
+        previous = create.previous
+        if previous is None:
             return
-        previous = siblings[at - 1]
         if previous.epoch != create.epoch or previous.increment_seen is None or create.increment_seen is None:
             return
         if not isinstance(previous.increment, int) or isinstance(previous.increment, bool):

@@ -39,6 +39,9 @@ FIXED_FIELDS = ("id", "account_id", "project_id", "product_vm", "name", "region"
 # "failed" has no rank: whether a backup whose restore failed shows "ready" again, no doc says.
 STATUS_RANK = {"pending": 0, "creating": 1, "ready": 2, "restoring": 2}
 IN_FLIGHT_RANKS = (STATUS_RANK["pending"], STATUS_RANK["creating"])  # last seen still being captured
+# How many backups the judge remembers: a long capture (or run) creates and deletes thousands; the
+# oldest, deleted ones first, are forgotten beyond this (what it says of them afterwards is nothing).
+KNOWN_LIMIT = 1024
 # How far created_at may stray from the Date headers around it: Date has a resolution of one second,
 # servers cache it (uvicorn refreshes it once a second, later under load), and the clock that stamps a
 # record may be another machine's. A minute still catches what this property is for: a time zone taken
@@ -122,6 +125,7 @@ class Judge:
     # account's key); a capture does not (two keys of one account rightly see the same backups).
     judge_scope: bool = True
     _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    _state: int = -1  # the write count the books above were last pruned at
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,7 @@ class Judge:
         if exchange.operation_id is None or exchange.status is None:
             return
         with self._lock:
+            self._forget_other_states(exchange.writes_seen)
             params = self._path_params(exchange)
             if params is None:
                 return  # a path that does not route to the operation: nothing the contract speaks about
@@ -197,6 +202,22 @@ class Judge:
                 self._deleted(params.get("id", "").lower(), exchange)
             self._previous = exchange
 
+    def _forget_other_states(self, writes: int) -> None:
+        """Listings and reads are compared only within one state (the same write count): once a write
+        moved it on, what was kept of the state before can never be compared again."""
+        if writes == self._state:
+            return
+        self._state = writes
+        for book in (self._paged, self._whole):
+            for key in [k for k in book if k[-1] != writes]:
+                del book[key]
+        for key in [k for k, v in self._reads.items() if v[0] != writes]:
+            del self._reads[key]
+        for key in [k for k, v in self._found_at.items() if v[0] != self._removals]:
+            del self._found_at[key]
+        for key in [k for k, v in self._listed.items() if v[0] != self._changes]:
+            del self._listed[key]  # P-FOUND judges only while nothing could have removed it since
+
     # -- properties ----------------------------------------------------------------------------
 
     def _contract(self, exchange: Exchange) -> None:
@@ -245,6 +266,9 @@ class Judge:
             known.baseline_requirement = "RC-22" if known.vm in self._one_point_reset else None
         self._reset_pending.discard(known.vm)
         self._known[known.id] = known
+        if len(self._known) > KNOWN_LIMIT:
+            oldest = next((k for k, v in self._known.items() if v.deleted_by is not None), next(iter(self._known)))
+            del self._known[oldest]
 
     def _identity(self, exchange: Exchange, body: Any, path_id: str) -> None:
         data = body.get("data") if isinstance(body, dict) else None

@@ -406,6 +406,7 @@ def _response(raw: dict[str, Any]) -> harfile.Response:
 
 @dataclass(frozen=True)
 class _Operation:
+    operation_id: str
     method: str
     template: str
     pattern: re.Pattern[str]
@@ -425,10 +426,20 @@ def _operations() -> tuple[_Operation, ...]:
     for template, item in load_contract().merged["paths"].items():
         names = tuple(re.findall(r"{([^}]+)}", template))
         pattern = re.compile("^" + re.sub(r"\\{[^}]+\\}", "([^/]+)", re.escape(template)) + "$")
-        for method in item:
+        for method, spec in item.items():
             if method in ("get", "post", "put", "patch", "delete", "head", "options"):
-                found.append(_Operation(method.upper(), template, pattern, names))
+                found.append(_Operation(spec["operationId"], method.upper(), template, pattern, names))
     return tuple(found)
+
+
+def operation_of(entry: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """The contract's operationId for a HAR entry's method and path, with its path parameters."""
+    path = urlsplit(entry["request"]["url"]).path
+    for operation in _operations():
+        found = operation.pattern.match(path)
+        if operation.method == entry["request"]["method"] and found:
+            return operation.operation_id, dict(zip(operation.names, found.groups(), strict=True))
+    return None
 
 
 def _response_checks() -> list[Any]:
@@ -456,17 +467,13 @@ def validate_one(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
     request, answer = entry["request"], entry["response"]
     url = urlsplit(request["url"])
-    match = None
-    for operation in _operations():
-        found = operation.pattern.match(url.path)
-        if operation.method == request["method"] and found:
-            match = (operation, dict(zip(operation.names, found.groups(), strict=True)))
-            break
-    label = f"{request['method']} {url.path}"
-    if match is None:
-        return [{"operation": label, "status": answer["status"], "check": "undocumented_operation",
+    found = operation_of(entry)
+    if found is None:
+        return [{"operation": f"{request['method']} {url.path}", "status": answer["status"],
+                 "check": "undocumented_operation", "title": "Undocumented operation",
                  "message": "no operation of the contract has this method and path"}]
-    operation, path_parameters = match
+    operation_id, path_parameters = found
+    operation = next(op for op in _operations() if op.operation_id == operation_id)
     api_operation = _schema()[operation.template][operation.method]
     headers = {h["name"]: h["value"] for h in request["headers"]}
     query = {q["name"]: q["value"] for q in request.get("queryString", [])}

@@ -3,6 +3,7 @@
 raff-conformance contract --merged -o merged.yaml     published spec + overlay, one document
 raff-conformance contract --gaps                       what the overlay adds (the spec gaps)
 raff-conformance sweep --prefix raffconf [--dry-run]   delete backups an earlier run left behind
+raff-conformance traffic CAPTURE.har [--report-dir DIR] judge recorded traffic (HAR 1.2), sending nothing
 """
 
 from __future__ import annotations
@@ -75,6 +76,42 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traffic(args: argparse.Namespace) -> int:
+    """Judge a HAR capture: report.html, junit.xml and results.json in the report directory."""
+    from conformance.report.render import write_reports
+    from conformance.traffic import CaptureError, judge_capture, secrets_of
+
+    capture = Path(args.capture)
+    if not capture.is_file():
+        print(f"raff-conformance traffic: CAPTURE {capture} is not a readable file", file=sys.stderr)
+        return 4
+    try:
+        secrets = secrets_of(capture)
+        results = judge_capture(capture)
+    except (CaptureError, OSError) as error:
+        print(f"raff-conformance traffic: CAPTURE {capture}: {error}", file=sys.stderr)
+        return 4
+    if results["capture"]["judged"] == 0 and results["capture"]["entries"] == 0:
+        print(f"raff-conformance traffic: CAPTURE {capture} holds no HAR entries (log.entries)", file=sys.stderr)
+        return 4
+    paths = write_reports(results, Path(args.report_dir), secrets)
+    c = results["capture"]
+    print(f"{capture.name}: {c['entries']} entries, {c['judged']} judged, {c['outside_contract_total']} outside the "
+          f"contract, {c['overlapping_pairs']} overlapping pairs")
+    for row in results["requirements"]:
+        if row["verdict"] in ("violation", "inconclusive"):
+            titles = {f["title"] for f in results["findings"]
+                      if f["requirement"] == row["id"] and f["classification"] == row["verdict"]}
+            print(f"  {row['id']}  {row['verdict']:12}  {'; '.join(sorted(titles))[:150]}")
+    counts: dict[str, int] = {}
+    for row in results["requirements"]:
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    print(f"verdict: {results['run']['verdict']} ({tally})")
+    print(f"report: {paths['html']}")
+    return int(results["run"]["exit_status"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="raff-conformance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--vm-id", default=None, help="only this VM's backups")
     sweep.add_argument("--dry-run", action="store_true", help="show what would be deleted, delete nothing")
     sweep.set_defaults(run=_sweep)
+    traffic = commands.add_parser("traffic", help="judge a HAR capture without sending a request")
+    traffic.add_argument("capture", help="a HAR 1.2 file (browser devtools, mitmproxy savehar, Playwright record_har)")
+    traffic.add_argument("--report-dir", default="reports", help="where report.html, junit.xml, results.json go")
+    traffic.set_defaults(run=_traffic)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

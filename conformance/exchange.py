@@ -144,6 +144,9 @@ class Exchange:
     raw_request: httpx.Request | None = field(default=None, repr=False, compare=False)
     # WRITES.count just after this request was sent (see WriteClock); never serialized.
     writes_seen: int = field(default_factory=lambda: WRITES.count, repr=False, compare=False)
+    # What of the exchange the evidence does not hold ("response body", "request body"): a recorded
+    # capture may lack or truncate a body. Empty for what the suite sent itself. Judged on the rest only.
+    unknown: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def in_place(self) -> bool:

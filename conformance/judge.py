@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jsonschema
 
-from conformance.checks import ConformanceFailure, Finding, conforms, json_value, note
+from conformance.checks import ConformanceFailure, Finding, conforms, json_value, note, status_code_conformance
 from conformance.contract import SPECS_DIR, Contract, read_yaml
 from conformance.exchange import Exchange, header_value, media_type
 from conformance.settings import FAKE_KEY_PREFIX
@@ -97,8 +97,8 @@ class Judge:
     # Per VM: whether a baseline after a reset of a longer series was seen to be one (True) or not (False).
     # A one-point reset's baseline that is not one is RC-22's only where the VM's other resets work.
     _baselines_work: dict[str, bool] = field(default_factory=dict)
-    # backup id -> (removals count when listed, the key (hashed) and project it was listed under)
-    _listed: dict[str, tuple[int, int | None, str | None]] = field(default_factory=dict)
+    # backup id -> (changes count when listed, the key (hashed) and project it was listed under, the listing)
+    _listed: dict[str, tuple[int, int | None, str | None, Exchange]] = field(default_factory=dict)
     _removals: int = 0  # requests sent that could remove a backup (deletes, creates that may prune)
     # P-FOUND: the removals plus the accepted resets. The docs say a reset removes nothing; a server
     # whose reset does breaks the reset's own rules (RC-06, RC-22), judged by the listings around it,
@@ -118,6 +118,9 @@ class Judge:
     _others: dict[str, dict[str, tuple[Any, Exchange]]] = field(default_factory=dict)
     # the whole listing (ids in order) per filter, key and write count: what each page must slice
     _whole: dict[tuple[Any, ...], tuple[list[str], Exchange]] = field(default_factory=dict)
+    # P-SCOPE needs to know which keys are of other accounts: a live run does (it holds the other
+    # account's key); a capture does not (two keys of one account rightly see the same backups).
+    judge_scope: bool = True
     _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -200,6 +203,14 @@ class Judge:
         if exchange.status == 404 and json_value(exchange.response_body) is None:
             return  # a router's plain 404 for a path it does not route: not the operation's answer
         self.judged["P-CONTRACT"] += 1
+        if exchange.unknown:
+            # Part of it is not in the evidence (a capture without the body): its status alone is judged.
+            try:
+                status_code_conformance(self.contract, exchange, self.properties["P-CONTRACT"].requirement)
+            except ConformanceFailure as failure:
+                key = f"{exchange.operation_id} {exchange.status} {failure.finding.title}"
+                self._report("P-CONTRACT", key, failure.finding.title, failure.finding.message, [exchange])
+            return
         try:
             conforms(self.contract, exchange, self.properties["P-CONTRACT"].requirement)
         except ConformanceFailure as failure:
@@ -266,7 +277,9 @@ class Judge:
     def _scope(self, exchange: Exchange, record: dict[str, Any]) -> None:
         """An answer to another key shows none of the backups this run created with its own."""
         known = self._known.get(str(record.get("id", "")).lower())
-        if known is None or known.key is None or _key(exchange) is None or _made_up_key(exchange):
+        if not self.judge_scope or known is None or known.key is None:
+            return  # a capture cannot tell which keys are another account's
+        if _key(exchange) is None or _made_up_key(exchange):
             return  # an answer to no key or a made-up one is a 401 by rule: RC-13's (P-REQUEST), not a scope
         self.judged["P-SCOPE"] += 1
         if _key(exchange) != known.key:
@@ -412,7 +425,7 @@ class Judge:
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 project = record.get("project_id")
                 project = project.lower() if isinstance(project, str) else _project(exchange)
-                self._listed[record["id"].lower()] = (self._changes, key, project)
+                self._listed[record["id"].lower()] = (self._changes, key, project, exchange)
         query = parse_qs(urlsplit(exchange.url).query)
         limit, offset = _int(query.get("limit"), 50), _int(query.get("offset"), 0)
         self._filters(exchange, data, query)
@@ -718,7 +731,7 @@ class Judge:
         known = self._known.get(backup_id)
         if listed is None or (known is not None and known.deleted_by is not None):
             return
-        changes, key, project = listed
+        changes, key, project, listing = listed
         if known is not None and known.key != key:
             return  # the run's backup listed to another key: that listing is P-SCOPE's finding, a 404 here is right
         same_scope = key is not None and key == _key(exchange) and project == _project(exchange)
@@ -734,7 +747,7 @@ class Judge:
             f"a listing showed backup {backup_id}, and no request that could remove a backup (nor a reset) was "
             "sent since; "
             f"{_where(exchange)}.",
-            [exchange],
+            [listing, exchange],
         )
 
     def _after_delete(self, exchange: Exchange, backup_id: str) -> None:

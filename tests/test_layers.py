@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "conformance"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"conformance", "settings", "contract", "series_model", "timeline"}),
     ("http", {"exchange", "client", "ledger"}),
-    ("judging", {"checks", "judge", "fuzz_checks", "state"}),
-    ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results", "matrix"}),
+    ("judging", {"checks", "judge", "fuzz_checks", "state", "capture_checks"}),
+    ("driving", {"factory", "scenario", "fuzzing", "series_machine", "preflight", "results", "matrix", "traffic"}),
     ("pytest", {"entry_point", "plugin", "fixtures", "heap", "terminal", "cli", "tests"}),
 ]
 BESIDE = {"mock": {"contract", "mock"}, "report": {"report"}}

@@ -44,7 +44,7 @@ class Suite(TypedDict):
 
 class Target(TypedDict):
     base_url: str
-    kind: Literal["mock", "live"]
+    kind: Literal["mock", "live", "capture"]  # capture: recorded traffic judged (raff-conformance traffic)
     project_id: str
     vm_id: str
     api_key: str  # always REDACTED; validate_results flags anything else as a leak
@@ -266,6 +266,30 @@ class Live(TypedDict):
     timeline: NotRequired[Timeline]  # the run's waits (conformance/timeline.py); absent in older files
 
 
+class OutsideRow(TypedDict):
+    request: str  # "METHOD host/path"
+    count: int
+
+
+class Capture(TypedDict):
+    """A judged HAR capture (conformance/traffic.py): what it held and what it could not prove."""
+
+    file: str
+    entries: int
+    judged: int  # entries the contract speaks about, with a response
+    writes: int
+    span_s: float
+    unreadable: dict[str, int]  # why an entry could not be read -> how many
+    no_response: int
+    outside_contract: list[OutsideRow]  # the 50 most frequent
+    outside_contract_total: int
+    unknown_parts: dict[str, int]  # "response body" / "request body" -> entries lacking it
+    stripped_keys: int  # requests whose key the capture does not hold (a browser strips it)
+    overlapping_pairs: int  # pairs of exchanges, one a write, whose times overlap
+    out_of_order: int
+    clients: int
+
+
 class PropertyRow(TypedDict):
     """One property of specs/properties.yaml and what conformance.judge saw of it in the run."""
 
@@ -362,6 +386,7 @@ class Results(TypedDict):
     matrix: NotRequired[Matrix | None]
     live: Live
     sharing: NotRequired[Sharing]  # absent in older files
+    capture: NotRequired[Capture]  # only when recorded traffic was judged
     comparison: Comparison | None
     baseline: Baseline | None
 

@@ -1,0 +1,691 @@
+"""Judging recorded traffic: a HAR 1.2 capture held to the contract, the properties and the
+requirements, with no request sent (``raff-conformance traffic CAPTURE.har``).
+
+Each entry becomes an ``Exchange`` and goes, in the order the capture proves, through the judge a
+live run uses (``conformance.judge``) and the requirement checks for captures
+(``conformance.capture_checks``). What the capture cannot prove is not judged:
+
+- **Order.** Entries are sorted by ``startedDateTime`` (HAR lets a writer store them in any order).
+  Two exchanges whose times overlap, one of them a write, have no known order: a violation that
+  depends on order and whose evidence spans such an exchange is inconclusive, naming the pair.
+- **Missing parts.** A response body absent (no ``content.text``), cut (``content.size`` larger than
+  the text, a ``comment`` on the content) or a request body absent leaves the exchange judged on its
+  status alone; a violation that needs the missing part is inconclusive.
+- **Stripped credentials.** Browsers export HAR without ``Authorization``, ``Cookie`` and often the
+  API key: a request whose key is not in the capture is never a breach for lacking one.
+- **Other traffic.** Paths the contract does not speak about are counted and listed, not judged.
+  Writes the capture's main client did not make (another client in the capture, or a backup that
+  appeared or vanished with no captured request behind it) make the verdicts they touch
+  inconclusive, as in a live run on a shared VM.
+
+The capture is read as a stream (``ijson``): memory grows with what the judge must remember of the
+backups, not with the number of entries. Keys, cookies and Authorization values are kept only on
+the in-memory request (to tell two keys apart) and redacted from every output.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import time
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import ijson
+
+from conformance import __version__
+from conformance.capture_checks import CHECKED, CaptureChecks
+from conformance.checks import Finding
+from conformance.contract import Contract, load_contract
+from conformance.exchange import SAFE_METHODS, SECRET_HEADERS, Exchange, _body, clean_headers
+from conformance.judge import Judge
+from conformance.results import (
+    JUDGE_NODEID,
+    _coverage,
+    _requirements,
+    _tests_and_findings,
+    excuse_foreign_writes,
+    run_verdict,
+)
+from conformance.settings import REDACTED
+
+# How many entries may wait to be put in order: a writer that stores entries by their end, or by
+# connection, is out of order by about as many entries as were in flight at once.
+REORDER_WINDOW = 2048
+# Properties whose breach one exchange shows by itself, whatever came before it.
+ORDER_FREE = frozenset({"P-CONTRACT", "P-SUCCESS", "P-IDENTITY", "P-FILTERS", "P-REQUEST", "P-KIND"})
+# created_at against the capture's own times: clocks differ, and Date has a resolution of a second.
+CLOCK_SLACK = timedelta(seconds=60)
+CHECKS_NODEID = "raff-conformance::capture-requirements"
+STRIPPED_KEY = "(not in the capture)"
+
+
+class CaptureError(Exception):
+    """The file is not a HAR capture this command can read (said in one line)."""
+
+
+@dataclass(eq=False)
+class Captured(Exchange):
+    """An exchange of a capture, with where it stands in it."""
+
+    seq: int = 0  # position in the capture's order (by start)
+    started: float = 0.0  # epoch seconds
+    ended: float = 0.0
+    client: str = ""  # who sent it, as far as the capture tells: key (hashed) and User-Agent
+    entry: int = 0  # its index in the file's entries (what a reader finds it by)
+
+
+@dataclass
+class CaptureStats:
+    entries: int = 0
+    judged: int = 0
+    outside: Counter[str] = field(default_factory=Counter)  # "METHOD host/path" -> count
+    unreadable: Counter[str] = field(default_factory=Counter)  # why an entry could not be read -> count
+    no_response: int = 0
+    unknown_parts: Counter[str] = field(default_factory=Counter)
+    stripped_keys: int = 0
+    overlapping: int = 0
+    late: int = 0
+    clients: Counter[str] = field(default_factory=Counter)
+    first: float | None = None
+    last: float | None = None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def read_entries(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """The entries of a HAR file, one at a time (the file is never held whole)."""
+    try:
+        yield from ijson.items(stream, "log.entries.item", use_float=True)
+    except ijson.JSONError as error:
+        raise CaptureError(f"not a readable HAR file: {error}") from error
+
+
+def _instant(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
+def _pairs(items: Any) -> list[tuple[str, str]]:
+    """HAR name/value pairs; HTTP/2 pseudo-headers (``:authority``) are not fields of the request."""
+    return [
+        (str(item["name"]), str(item.get("value", "")))
+        for item in items or []
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and not item["name"].startswith(":")
+    ]
+
+
+def to_exchange(entry: dict[str, Any], index: int, operation_of: Any) -> Captured | str:
+    """One HAR entry as an Exchange, or why it cannot be one (a reason shown in the report)."""
+    request, response = entry.get("request"), entry.get("response")
+    if not isinstance(request, dict) or not isinstance(request.get("url"), str) or not request.get("method"):
+        return "no request method and URL"
+    started = _instant(entry.get("startedDateTime"))
+    if started is None:
+        return "no startedDateTime with a time zone"
+    method, url = str(request["method"]).upper(), request["url"]
+    headers = _pairs(request.get("headers"))
+    unknown: list[str] = []
+    post = request.get("postData")
+    request_bytes = b""
+    if isinstance(post, dict) and isinstance(post.get("text"), str):
+        request_bytes = post["text"].encode("utf-8")
+    elif method not in SAFE_METHODS and (request.get("bodySize") or 0) != 0:
+        unknown.append("request body")  # sent (or not said), but not in the capture
+    names = {name.lower() for name, _ in headers}
+    stripped = "x-api-key" not in names
+    raw_headers = headers if not stripped else [*headers, ("X-API-Key", STRIPPED_KEY)]
+    content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
+    if isinstance(post, dict) and not content_type and post.get("mimeType"):
+        content_type = str(post["mimeType"])
+        raw_headers.append(("Content-Type", content_type))
+    try:
+        raw = httpx.Request(method, url, headers=raw_headers, content=request_bytes or None)
+    except (httpx.InvalidURL, ValueError, TypeError) as error:
+        return f"a request httpx cannot build ({type(error).__name__})"
+    elapsed = entry.get("time")
+    elapsed_s = float(elapsed) / 1000 if isinstance(elapsed, (int, float)) and elapsed >= 0 else 0.0
+    status = response.get("status") if isinstance(response, dict) else None
+    response_headers = _pairs(response.get("headers")) if isinstance(response, dict) else []
+    exchange = Captured(
+        operation_id=operation_of(method, url),
+        method=method,
+        url=url,
+        request_headers=clean_headers(dict(headers)),
+        request_body=_body(request_bytes, content_type),
+        status=status if isinstance(status, int) and status > 0 else None,
+        response_headers=clean_headers(_joined(response_headers)),
+        elapsed_s=round(elapsed_s, 4),
+        error=None if isinstance(status, int) and status > 0 else "no response in the capture",
+        raw_request=raw,
+        started=started,
+        ended=started + elapsed_s,
+        client=f"{hash(raw.headers.get('x-api-key'))}|{raw.headers.get('user-agent', '')}",
+        entry=index,
+    )
+    if exchange.status is not None:
+        body, why = _response_body(entry, response, exchange)
+        exchange.response_body = body
+        if why:
+            unknown.append("response body")
+            exchange.response_body = None
+            exchange.error = why
+    exchange.unknown = tuple(unknown)
+    exchange.stripped_key = stripped  # type: ignore[attr-defined]
+    return exchange
+
+
+def _joined(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Header fields by name; a repeated field is one comma-joined value (RFC 9110 §5.3)."""
+    joined: dict[str, str] = {}
+    lower: dict[str, str] = {}
+    for name, value in pairs:
+        if name.lower() in lower:
+            first = lower[name.lower()]
+            joined[first] = f"{joined[first]}, {value}"
+        else:
+            lower[name.lower()] = name
+            joined[name] = value
+    return joined
+
+
+def _response_body(entry: dict[str, Any], response: dict[str, Any], exchange: Exchange) -> tuple[Any, str | None]:
+    """The response body, or why the capture does not hold it whole."""
+    content = response.get("content") if isinstance(response.get("content"), dict) else {}
+    size = content.get("size")
+    text = content.get("text")
+    if text is None:
+        if size == 0 or exchange.status in (204, 304):
+            return None, None
+        return None, "the capture holds no response body (HAR content.text absent)"
+    if content.get("comment"):
+        return None, f"the capture's content carries a comment ({str(content['comment'])[:80]!r}): not taken as whole"
+    for where in (entry, response):
+        comment = str(where.get("comment") or "")
+        if "truncat" in comment.lower():
+            return None, f"the capture says the entry is truncated ({comment[:80]!r})"
+    if content.get("encoding") == "base64":
+        try:
+            data = base64.b64decode(str(text), validate=True)
+        except ValueError:
+            return None, "the capture's base64 body does not decode"
+    else:
+        data = str(text).encode("utf-8")
+    if isinstance(size, (int, float)) and size >= 0 and int(size) != len(data):
+        return None, f"the capture's body is cut: content.size {int(size)}, its text holds {len(data)} bytes"
+    content_type = exchange.response_header("content-type") or content.get("mimeType")
+    return _body(data, content_type), None
+
+
+# -- judging ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaptureJudge:
+    """Feeds a capture's exchanges, in order, to the judge and the requirement checks."""
+
+    contract: Contract
+    judge: Judge = field(init=False)
+    checks: CaptureChecks = field(init=False)
+    stats: CaptureStats = field(default_factory=CaptureStats)
+    observed: Counter[tuple[str, int]] = field(default_factory=Counter)
+    unordered: set[int] = field(default_factory=set)
+    pairs: dict[int, int] = field(default_factory=dict)  # an unordered exchange -> one it overlaps
+    writes: int = 0
+    _active: list[Captured] = field(default_factory=list)  # emitted, and not yet ended
+    _last_start: float = float("-inf")
+    _seq: int = 0
+    _routes: list[tuple[str, str, Any]] = field(default_factory=list)
+    # writes by clients other than the capture's main one, and backups that appeared or vanished
+    _client_writes: list[Captured] = field(default_factory=list)
+    _own: set[str] = field(default_factory=set)
+    _seen_vm: dict[str, str] = field(default_factory=dict)  # backup id -> vm
+    _foreign: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _present: dict[str, dict[str, float]] = field(default_factory=dict)  # vm -> backup -> last seen at
+    _deleted: set[str] = field(default_factory=set)
+    _began: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.judge = Judge(self.contract, judge_scope=False)
+        self.checks = CaptureChecks(self.contract)
+        import re
+
+        for operation in self.contract.operations():
+            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
+            self._routes.append((operation.operation_id, operation.method.upper(), re.compile(f"^{pattern}$")))
+
+    def operation_of(self, method: str, url: str) -> str | None:
+        path = urlsplit(url).path
+        for operation_id, declared, pattern in self._routes:
+            if declared == method and pattern.match(path):
+                return operation_id
+        return None
+
+    def _on_contract_path(self, url: str) -> bool:
+        path = urlsplit(url).path
+        return any(pattern.match(path) for _, _, pattern in self._routes)
+
+    def judge_file(self, path: Path) -> None:
+        with path.open("rb") as stream:
+            self.judge_stream(stream)
+
+    def judge_stream(self, stream: IO[bytes]) -> None:
+        waiting: list[tuple[float, int, Captured]] = []
+        for index, entry in enumerate(read_entries(stream)):
+            self.stats.entries += 1
+            exchange = to_exchange(entry, index, self.operation_of) if isinstance(entry, dict) else "not an object"
+            if isinstance(exchange, str):
+                self.stats.unreadable[exchange] += 1
+                continue
+            heapq.heappush(waiting, (exchange.started, index, exchange))
+            if len(waiting) > REORDER_WINDOW:
+                self._emit(heapq.heappop(waiting)[2])
+        while waiting:
+            self._emit(heapq.heappop(waiting)[2])
+
+    def _emit(self, exchange: Captured) -> None:
+        """The next exchange in start order: mark what it overlaps, then judge it."""
+        exchange.seq = self._seq
+        self._seq += 1
+        if exchange.started < self._last_start:
+            # Further out of order than the window: where it stood among the others is unknown.
+            self.stats.late += 1
+            self.unordered.add(exchange.seq)
+        self._last_start = max(self._last_start, exchange.started)
+        write = exchange.method not in SAFE_METHODS
+        self._active = [other for other in self._active if other.ended > exchange.started]
+        for other in self._active:
+            if write or other.method not in SAFE_METHODS:
+                self.unordered.update((other.seq, exchange.seq))
+                self.pairs.setdefault(exchange.seq, other.seq)
+                self.pairs.setdefault(other.seq, exchange.seq)
+                self.stats.overlapping += 1
+        self._active.append(exchange)
+        if len(self._active) > 64:  # a capture with no end times: bound what is compared
+            self._active.pop(0)
+        self.stats.first = exchange.started if self.stats.first is None else min(self.stats.first, exchange.started)
+        self.stats.last = max(self.stats.last or exchange.ended, exchange.ended)
+        self._see(exchange, write)
+
+    def _see(self, exchange: Captured, write: bool) -> None:
+        if exchange.operation_id is None:
+            if self._on_contract_path(exchange.url):
+                self.stats.judged += 1
+                self.checks.undeclared_method(exchange)
+                self._count(exchange)
+                return
+            parts = urlsplit(exchange.url)
+            self.stats.outside[f"{exchange.method} {parts.netloc}{parts.path}"] += 1
+            return
+        if exchange.status is None:
+            self.stats.no_response += 1
+            return
+        self.stats.judged += 1
+        self.stats.clients[exchange.client] += 1
+        for part in exchange.unknown:
+            self.stats.unknown_parts[part] += 1
+        if getattr(exchange, "stripped_key", False):
+            self.stats.stripped_keys += 1
+        if write:
+            self.writes += 1
+            self._client_writes.append(exchange)
+        exchange.writes_seen = self.writes
+        if self._began is None and (date := _date(exchange)) is not None:
+            self._began = date
+        self._count(exchange)
+        self.judge.see(exchange)
+        self.checks.see(exchange)
+        self._watch(exchange)
+
+    def _count(self, exchange: Captured) -> None:
+        if exchange.operation_id and exchange.status is not None:
+            self.observed[(exchange.operation_id, exchange.status)] += 1
+
+    def _watch(self, exchange: Captured) -> None:
+        """Backups that appeared or vanished with no request of the capture behind them."""
+        body = exchange.response_body
+        status = exchange.status or 0
+        path = urlsplit(exchange.url).path
+        if exchange.operation_id in ("deleteBackup", "deleteBackupChain"):
+            self._deleted.add(path.split("/")[4].lower() if len(path.split("/")) > 4 else "")
+            self._present.clear()  # a series delete removes points it does not name: start again
+            return
+        if not 200 <= status < 300 or not isinstance(body, dict):
+            return
+        data = body.get("data")
+        if exchange.operation_id == "createBackup" and isinstance(data, dict) and isinstance(data.get("id"), str):
+            self._own.add(data["id"].lower())
+        for record in data if isinstance(data, list) else [data] if isinstance(data, dict) else []:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                continue
+            backup, vm = record["id"].lower(), str(record.get("product_vm") or "").lower()
+            self._seen_vm[backup] = vm
+            self._present.setdefault(vm, {})[backup] = exchange.started
+            created = _created_at(record.get("created_at"))
+            if backup in self._own or created is None or self._began is None or created < self._began - CLOCK_SLACK:
+                continue
+            self._foreign.setdefault((backup, "appeared"), _foreign_write(
+                backup, vm, "appeared", record, exchange,
+                f"backup {backup} ({record.get('name')!r}, created_at {record.get('created_at')}) on VM {vm} "
+                f"appeared with no create in the capture (first shown by entry {exchange.entry}, {exchange.summary()})",
+                window_from=min(exchange.started, created.timestamp()) - CLOCK_SLACK.total_seconds(),
+            ))
+        if exchange.operation_id == "listBackups" and isinstance(data, list) and _whole(body, data, exchange.url):
+            wanted = _query_vm(exchange.url)
+            listed = {str(r.get("id")).lower() for r in data if isinstance(r, dict)}
+            for vm, backups in self._present.items():
+                if wanted and vm != wanted:
+                    continue
+                for backup, last in list(backups.items()):
+                    if backup in listed or backup in self._deleted or backup in self._own:
+                        continue  # the capture's own backups vanishing is the server's doing (RC-06, RC-24)
+                    del backups[backup]
+                    self._foreign.setdefault((backup, "vanished"), _foreign_write(
+                        backup, vm, "vanished", {}, exchange,
+                        f"backup {backup} on VM {vm} vanished with no delete in the capture (first missing in "
+                        f"entry {exchange.entry}, {exchange.summary()})", window_from=last,
+                    ))
+
+    # -- verdicts ---------------------------------------------------------------------------------
+
+    def main_client(self) -> str | None:
+        return self.stats.clients.most_common(1)[0][0] if self.stats.clients else None
+
+    def foreign_writes(self) -> list[dict[str, Any]]:
+        main = self.main_client()
+        others = [
+            _foreign_write(
+                _path_id(w.url), _vm_named(w, self._seen_vm), "another client", {}, w,
+                f"{w.method} {urlsplit(w.url).path} -> {w.status} (entry {w.entry}) was sent by another client of the "
+                "capture (another key or User-Agent)",
+                window_from=w.started,
+            )
+            for w in self._client_writes
+            if w.client != main
+        ]
+        return [*self._foreign.values(), *others]
+
+    def findings(self) -> list[Finding]:
+        """Every finding, with the ones the capture cannot prove made inconclusive."""
+        order = sorted(self.unordered)
+        out = []
+        for finding in [*self.judge.findings, *self.checks.findings]:
+            if finding.classification == "violation":
+                why = self._unproven(finding, order)
+                if why:
+                    finding = Finding("inconclusive", finding.requirement, finding.operation, finding.check,
+                                      f"not judged, the capture cannot prove it: {finding.title}",
+                                      f"{why}. What the check would have said: {finding.message}", "low",
+                                      finding.exchanges, blocked_by="capture")
+            out.append(finding)
+        return out
+
+    def _unproven(self, finding: Finding, order: list[int]) -> str | None:
+        captured = [e for e in finding.exchanges if isinstance(e, Captured)]
+        for exchange in captured:
+            if exchange.unknown and finding.check != "P-CONTRACT":
+                return f"entry {exchange.entry} ({exchange.summary()}) lacks its {' and '.join(exchange.unknown)}"
+        order_free = finding.check in ORDER_FREE or (finding.check == "P-TOTALS" and len(captured) == 1)
+        if order_free or not captured:
+            return None
+        low, high = min(e.seq for e in captured), max(e.seq for e in captured)
+        at = bisect_left(order, low)
+        if at < len(order) and order[at] <= high:
+            seq = order[at]
+            other = self.pairs.get(seq)
+            with_what = f" overlaps #{other} in time" if other is not None else " stands out of order in the file"
+            return (f"exchange #{seq} of the capture{with_what}, one of them a write, within the evidence "
+                    f"(#{low}..#{high}): their order, which this verdict depends on, is unknown")
+        return None
+
+
+def _foreign_write(backup: str, vm: str, kind: str, record: dict[str, Any], exchange: Captured, description: str,
+                   *, window_from: float) -> dict[str, Any]:
+    return {
+        "backup_id": backup,
+        "vm_id": vm,
+        "kind": kind,
+        "name": record.get("name"),
+        "created_at": record.get("created_at"),
+        "shown_by": exchange.summary(),
+        "seen_at": exchange.started,
+        "window_from": window_from,
+        "other_run": None,
+        "description": description,
+    }
+
+
+def _path_id(url: str) -> str:
+    parts = urlsplit(url).path.split("/")
+    return parts[4].lower() if len(parts) > 4 else ""
+
+
+def _vm_named(exchange: Captured, seen_vm: dict[str, str]) -> str:
+    path = urlsplit(exchange.url).path
+    if "/vms/" in path:
+        return _path_id(exchange.url)
+    body = exchange.request_body if isinstance(exchange.request_body, dict) else {}
+    if isinstance(body.get("vm_id"), str):
+        return body["vm_id"].lower()
+    return seen_vm.get(_path_id(exchange.url), "")
+
+
+def _query_vm(url: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    value = (parse_qs(urlsplit(url).query).get("vm_id") or [None])[-1]
+    return value.lower() if value else None
+
+
+def _whole(body: dict[str, Any], data: list[Any], url: str) -> bool:
+    from urllib.parse import parse_qs
+
+    query = parse_qs(urlsplit(url).query)
+    total = body.get("total")
+    return (query.get("offset") or ["0"])[-1] == "0" and isinstance(total, int) and total == len(data)
+
+
+def _created_at(value: Any) -> datetime | None:
+    moment = _instant(value)
+    return datetime.fromtimestamp(moment).astimezone() if moment is not None else None
+
+
+def _date(exchange: Exchange) -> datetime | None:
+    value = exchange.response_header("date")
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def judge_capture(path: str | Path, *, contract: Contract | None = None) -> dict[str, Any]:
+    """Judge a HAR capture; the results in the shape of results.json (``conformance/report/model.py``)."""
+    began = time.time()
+    capture = Path(path)
+    contract = contract or load_contract()
+    judge = CaptureJudge(contract)
+    judge.judge_file(capture)
+    return build_capture_results(judge, capture, began)
+
+
+def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> dict[str, Any]:
+    contract = judge.contract
+    findings = judge.findings()
+    records = []
+    stats = judge.judge.stats()
+    judged_requirements = sorted(
+        {judge.judge.properties[pid].requirement for pid, s in stats.items() if s["judged"]}
+        | {f.requirement for f in judge.judge.findings if f.requirement}
+    )
+    own = [f for f in findings if f.check.startswith("P-")]
+    if judged_requirements or own:
+        records.append(_record(JUDGE_NODEID, judged_requirements, own))
+    checked = [f for f in findings if not f.check.startswith("P-")]
+    covered = sorted(set(judge.checks.judged) | {f.requirement for f in checked if f.requirement})
+    if covered:
+        records.append(_record(CHECKS_NODEID, covered, checked))
+    tests, finding_dicts = _tests_and_findings(records)
+    excuse_foreign_writes(tests, finding_dicts, judge.foreign_writes(), dict(judge._seen_vm))
+    state = SimpleNamespace(contract=contract, config=None)
+    requirements = _requirements(state, tests, finding_dicts)  # type: ignore[arg-type]
+    for row in requirements:
+        if row["verdict"] == "not_covered":
+            row["reason"] = _not_covered(row["id"])
+    results: dict[str, Any] = {
+        "schema_version": 1,
+        "suite": {"name": "raff-conformance", "version": __version__},
+        "target": {"base_url": _hosts(judge), "kind": "capture", "project_id": "", "vm_id": "", "api_key": REDACTED},
+        "contract": {
+            "title": contract.title,
+            "version": contract.version,
+            "published_sha256": contract.published_sha256,
+            "overlay_sha256": contract.overlay_sha256,
+        },
+        "run": {
+            "started_at": datetime.fromtimestamp(began).astimezone().isoformat(timespec="seconds"),
+            "duration_s": round(time.time() - began, 3),
+            "hypothesis_seed": None,
+            "hypothesis_profile": "none",
+            "strict_spec": False,
+            "command": f"raff-conformance traffic {capture}",
+            "exit_status": None,
+            "interrupted": False,
+        },
+        "requirements": requirements,
+        "tests": tests,
+        "findings": finding_dicts,
+        "coverage": _coverage(SimpleNamespace(contract=contract), judge.observed),  # type: ignore[arg-type]
+        "property_based": {"operations": {}, "checks": [], "limitations": []},
+        "properties": [
+            {"id": p.id, "statement": p.statement, "source": p.source, "requirement": p.requirement,
+             "judged": stats[p.id]["judged"], "violations": stats[p.id]["violations"]}
+            for p in judge.judge.properties.values()
+        ],
+        "matrix": None,
+        "live": {"backups_created": 0, "wait_seconds": 0.0, "leftovers": [], "requests_sent": 0,
+                 "sweep_command": None, "kept": [], "left_in_mock": None, "timeline": None},
+        "sharing": {"run_token": "", "foreign_writes": judge.foreign_writes()},
+        "capture": _capture_section(judge, capture),
+        "comparison": None,
+        "baseline": None,
+    }
+    results["run"]["verdict"] = run_verdict(results)
+    results["run"]["exit_status"] = exit_code(results)
+    return results
+
+
+def _record(nodeid: str, requirements: list[str], findings: list[Finding]) -> dict[str, Any]:
+    dicts = [_finding_dict(f) for f in findings]
+    evidence = [e for f in dicts for e in f["exchanges"]][:25]
+    violated = any(f["classification"] == "violation" for f in dicts)
+    return {
+        "nodeid": nodeid,
+        "requirements": requirements,
+        "when": "call",
+        "outcome": "failed" if violated else "passed",
+        "duration_s": 0.0,
+        "message": "; ".join(f["title"] for f in dicts if f["classification"] == "violation") or None,
+        "findings": dicts,
+        "exchanges": evidence,
+        "attached": len(evidence),
+        "hypothesis_seed": None,
+    }
+
+
+def _finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "classification": finding.classification,
+        "requirement": finding.requirement,
+        "operation": finding.operation,
+        "check": finding.check,
+        "title": finding.title,
+        "message": finding.message,
+        "severity": finding.severity,
+        "exchanges": [_exchange_dict(e) for e in finding.exchanges],
+        "replay": None,
+        "blocked_by": finding.blocked_by,
+    }
+
+
+def _exchange_dict(exchange: Exchange) -> dict[str, Any]:
+    data = exchange.to_dict()
+    if isinstance(exchange, Captured):
+        data["at"] = exchange.started
+        data["error"] = data["error"] or None
+    return data
+
+
+def _not_covered(requirement: str) -> str:
+    needs = CHECKED.get(requirement)
+    return f"the capture holds no {needs}" if needs else "no exchange of the capture exercises it"
+
+
+def _hosts(judge: CaptureJudge) -> str:
+    return "recorded traffic"
+
+
+def _capture_section(judge: CaptureJudge, capture: Path) -> dict[str, Any]:
+    stats = judge.stats
+    span = (stats.last - stats.first) if stats.first is not None and stats.last is not None else 0.0
+    return {
+        "file": capture.name,
+        "entries": stats.entries,
+        "judged": stats.judged,
+        "writes": judge.writes,
+        "span_s": round(span, 3),
+        "unreadable": dict(stats.unreadable),
+        "no_response": stats.no_response,
+        "outside_contract": [{"request": k, "count": n} for k, n in stats.outside.most_common(50)],
+        "outside_contract_total": sum(stats.outside.values()),
+        "unknown_parts": dict(stats.unknown_parts),
+        "stripped_keys": stats.stripped_keys,
+        "overlapping_pairs": stats.overlapping,
+        "out_of_order": stats.late,
+        "clients": len(stats.clients),
+    }
+
+
+def exit_code(results: dict[str, Any]) -> int:
+    """The exit code of ``raff-conformance traffic``, as a live run's (README, Verdicts)."""
+    return {"violation": 1, "inconclusive": 6, "empty": 6, "interrupted": 2}.get(results["run"]["verdict"], 0)
+
+
+def secrets_of(path: Path) -> list[str]:
+    """Every credential value the capture holds (keys, cookies, Authorization), to redact from output."""
+    found: set[str] = set()
+    with path.open("rb") as stream:
+        for entry in read_entries(stream):
+            request = entry.get("request") if isinstance(entry, dict) else None
+            for part in (request, entry.get("response") if isinstance(entry, dict) else None):
+                if not isinstance(part, dict):
+                    continue
+                for name, value in _pairs(part.get("headers")):
+                    if name.lower() in SECRET_HEADERS | {"set-cookie"} and len(value.strip()) >= 4:
+                        found.add(value.strip())
+                        found.update(v.strip() for v in value.replace(";", ",").split(",") if len(v.strip()) >= 8)
+                for cookie in part.get("cookies") or []:
+                    if isinstance(cookie, dict) and len(str(cookie.get("value", ""))) >= 4:
+                        found.add(str(cookie["value"]))
+            query = request.get("queryString") if isinstance(request, dict) else None
+            for name, value in _pairs(query):
+                if any(word in name.lower() for word in ("key", "token", "secret", "auth", "password")) and value:
+                    found.add(value)
+    return sorted(found, key=len, reverse=True)

@@ -152,8 +152,8 @@ def _script(session: Session, ids: dict[str, str], gate: _Gate | None) -> None:
     until ready; 3. list the VM's backups, whole and one page; 4. reset its series and list again
     (the closed points must still be there); 5. the next two backups (0, then 1); 6. restore a
     closed point and poll it back to ready; 7. the key's whole listing; 8. the second VM's next
-    backup (its series untouched by the reset) and its listing; 9. delete the newest point, then
-    the closed series through one of its points; list, and read a deleted point (404);
+    backup (its series untouched by the reset) and its listing; 9. delete the newest point, list,
+    delete the closed series through one of its points; list, and read a deleted point (404);
     10. delete everything else the session created.
     """
     vm, other = ids["RAFF_VM_ID"], ids["RAFF_SECOND_VM_ID"]
@@ -188,6 +188,7 @@ def _script(session: Session, ids: dict[str, str], gate: _Gate | None) -> None:
     session.wait_ready(b2)
     session.listing(vm_id=other)
     _backup(session, a4, "DELETE")  # the newest point: nothing depends on it
+    session.listing(vm_id=vm)  # what a client looks at to pick the series it deletes
     _backup(session, a1, "DELETE", "/chain")  # the closed series (a1, a2)
     session.listing(vm_id=vm)
     _backup(session, a1)  # deleted: 404

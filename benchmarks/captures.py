@@ -66,14 +66,20 @@ def table(names: list[str], out: list[str]) -> None:
             rows.append((name, DEFECTS[name].requirement, judged, validated))
     elapsed = time.perf_counter() - started
 
+    from tests.test_captures import CAPTURE_CAUGHT  # the exact sets, read against each capture's evidence
+
     width = max(len(name) for name in names)
-    out.append(f"{'defect':<{width}}  req    capture judge (violated)        per-exchange validation")
+    out.append("judge vs table: '=' the judge calls violated exactly CAPTURE_CAUGHT's set (tests/test_captures.py);")
+    out.append("  '+X' it also calls X violated (a false blame), '-X' it misses X (a true violation the capture shows)")
+    out.append(f"{'defect':<{width}}  req    capture judge (violated)        vs table    per-exchange validation")
     out.append(f"{CLEAN:<{width}}  -      {', '.join(sorted(clean_violated)) or '-':<30}  "
                f"{', '.join(f'{op} {check}' for op, check in sorted(clean_failures)) or '-'}")
     for name, requirement, judged, validated in rows:
         checks = sorted({check for _, check in validated})
+        expected = CAPTURE_CAUGHT[name]
+        diff = [f"+{r}" for r in sorted(judged - expected)] + [f"-{r}" for r in sorted(expected - judged)]
         out.append(
-            f"{name:<{width}}  {requirement:<5}  {', '.join(sorted(judged)) or '-':<30}  "
+            f"{name:<{width}}  {requirement:<5}  {', '.join(sorted(judged)) or '-':<30}  {' '.join(diff) or '=':<10}  "
             f"{'y ' + ', '.join(checks) if validated else 'n'}"
         )
     by_judge = {name for name, _, judged, _ in rows if judged}
@@ -82,6 +88,14 @@ def table(names: list[str], out: list[str]) -> None:
     out.append("")
     out.append(f"defects: {len(rows)}; recorded, judged and validated in {elapsed:.1f} s")
     out.append(f"caught by the capture judge:         {len(by_judge)} (under the defect's own requirement: {len(own)})")
+    true_catches = {name for name, _, judged, _ in rows if judged & CAPTURE_CAUGHT[name]}
+    false_blames = {name: judged - CAPTURE_CAUGHT[name] for name, _, judged, _ in rows if judged - CAPTURE_CAUGHT[name]}
+    holes = {name: CAPTURE_CAUGHT[name] - judged for name, _, judged, _ in rows if CAPTURE_CAUGHT[name] - judged}
+    out.append(f"  of them with a true violation:     {len(true_catches)}")
+    out.append(f"  false blames (extra requirements): {len(false_blames)}"
+               + "".join(f"; {n} +{', '.join(sorted(r))}" for n, r in sorted(false_blames.items())))
+    out.append(f"  true violations missed:            {len(holes)}"
+               + "".join(f"; {n} -{', '.join(sorted(r))}" for n, r in sorted(holes.items())))
     out.append(f"caught by per-exchange validation:   {len(by_validation)}")
     ratio = f"{len(by_judge) / len(by_validation):.2f}" if by_validation else "n/a (validation caught none)"
     out.append(f"ratio judge / validation:            {ratio}")

@@ -79,6 +79,7 @@ class CaptureChecks:
     _listings: dict[tuple[Any, ...], _Listing] = field(default_factory=dict)  # per view: the last complete one
     _before: dict[tuple[Any, ...], _Listing] = field(default_factory=dict)  # per view: the one before the last write
     _last_write: Exchange | None = None
+    _history: list[tuple[Exchange, dict[tuple[Any, ...], _Listing]]] = field(default_factory=list)  # last 2 writes
     _epochs: Counter[str] = field(default_factory=Counter)
     _other_resets: int = 0
     _last_reset: dict[str, tuple[Exchange, int]] = field(default_factory=dict)  # vm -> (reset, creates since)
@@ -92,6 +93,8 @@ class CaptureChecks:
     _vm_of: dict[str, str] = field(default_factory=dict)  # backup id -> product_vm shown
     _restoring: set[str] = field(default_factory=set)  # VMs with a restore accepted and not seen done
     _deleted: set[str] = field(default_factory=set)
+    # backup id -> a getBackup that answered 404 for it, the write count then, and its scope
+    _missing: dict[str, tuple[Exchange, int, tuple[Any, ...]]] = field(default_factory=dict)
     _reported: set[tuple[str, str]] = field(default_factory=set)
     _paths: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
 
@@ -133,6 +136,7 @@ class CaptureChecks:
         write = exchange.method.upper() not in SAFE_METHODS
         if write:
             self._before = {view: listing for view, listing in self._listings.items() if listing.writes == self._writes}
+            self._history = [*self._history[-1:], (exchange, self._before)]
             self._writes += 1
             self._last_write = exchange
         path_id = _id(params.get("id", ""))
@@ -222,14 +226,21 @@ class CaptureChecks:
         self._status[create.id] = str(data.get("status"))
 
     def _got(self, exchange: Exchange, backup_id: str) -> None:
-        """RC-24: a backup exists from its create on: getBackup right after the create finds it."""
+        """RC-24: a backup exists from its create on: getBackup right after the create finds it. Any other
+        404 is remembered: a view in the same scope with nothing written since that shows the backup
+        proves it was there (RC-17, as P-FOUND has it the other way round)."""
         create = self._creates.get(backup_id)
+        if exchange.status == 404 and backup_id not in self._deleted:
+            self._missing[backup_id] = (exchange, self._writes, _scope(exchange))
+            while len(self._missing) > REMEMBERED:
+                del self._missing[next(iter(self._missing))]
         if create is None or backup_id in self._deleted or exchange.status not in (200, 404):
             return
         if _scope(create.exchange) != _scope(exchange) or self._last_write is not create.exchange:
             return  # another key or project, or something was written since the create
         self.judged["RC-24"] += 1
         if exchange.status == 404:
+            self._missing.pop(backup_id, None)  # RC-24's breach, counted once
             self._violation("RC-24", f"{backup_id} not found after create", "a backup just created is not found",
                             f"{_where(create.exchange)} announced backup {backup_id}; nothing was written since, and "
                             f"{_where(exchange)}.", [create.exchange, exchange])
@@ -286,6 +297,14 @@ class CaptureChecks:
     def _record(self, exchange: Exchange, record: dict[str, Any]) -> None:
         backup_id = str(record.get("id", "")).lower()
         self._shown_at[backup_id] = self._writes
+        missing = self._missing.pop(backup_id, None)
+        if missing is not None and missing[1] == self._writes and missing[2] == _scope(exchange):
+            self.judged["RC-17"] += 1
+            self._violation("RC-17", f"{backup_id} not found, then shown",
+                            "getBackup does not find a backup a view shows",
+                            f"{_where(missing[0])}; with nothing written since, in the same key and project, "
+                            f"{_where(exchange)} shows backup {backup_id}: it was there. Every view of one backup "
+                            "agrees, and getBackup is one.", [missing[0], exchange])
         if isinstance(record.get("product_vm"), str):
             self._vm_of[backup_id] = record["product_vm"].lower()
         status = record.get("status")
@@ -295,12 +314,28 @@ class CaptureChecks:
                 self._restoring.discard(self._vm_of.get(backup_id, ""))
         create = self._creates.get(backup_id)
         increment = record.get("increment_id")
+        if create is not None and create.increment_seen is not None and "increment_id" in record:
+            self._numbered(create, record, exchange)
         if create is None or create.increment_seen is not None or "increment_id" not in record:
             return
         if increment is None and status != "ready":
             return  # a server may number a point once it is captured
         create.increment, create.increment_seen = increment, exchange
         self._follows(create)
+
+    def _numbered(self, create: _Create, record: dict[str, Any], exchange: Exchange) -> None:
+        """RC-17: a point once shown with its increment_id is never shown ready without one. (A change of
+        one number to another is the judge's P-STABLE; a missing number it leaves alone, since a server
+        may number a point only once it is captured.)"""
+        if not isinstance(create.increment, int) or record.get("status") != "ready":
+            return
+        self.judged["RC-17"] += 1
+        if record.get("increment_id") is None and create.increment_seen is not None:
+            self._violation("RC-17", f"{create.id} increment null", "a view drops a point's increment_id",
+                            f"backup {create.id} has increment_id {create.increment} "
+                            f"({_where(create.increment_seen)}); {_where(exchange)} shows it ready with increment_id "
+                            "null. Every view of one backup gives the same increment_id.",
+                            [create.increment_seen, exchange])
 
     def _follows(self, create: _Create) -> None:
         """RC-08's second half and RC-09: a backup after another of its series, with no reset of its VM
@@ -352,7 +387,16 @@ class CaptureChecks:
         before = self._before.get(view)
         write = self._last_write
         if before is None or write is None or before.writes != self._writes - 1:
-            return  # no listing of this view right before the last write
+            # The last write overlapped this listing in time (``overlapping_writes``, set by whoever knows
+            # the times): the listing may have been answered before it, so it may be the one right after
+            # the write before. Judged so, its verdict names the overlap and is not a violation.
+            overlapped = getattr(exchange, "overlapping_writes", ())
+            if len(self._history) < 2 or getattr(self._history[1][0], "seq", None) not in overlapped:
+                return  # no listing of this view right before the last write
+            write, earlier = self._history[0]
+            before = earlier.get(view)
+            if before is None or before.writes != self._writes - 2:
+                return
         if write.operation_id == "resetBackupChain" and write.status is not None and 200 <= write.status < 300:
             self._across_reset(before, listing, write)
         elif write.operation_id == "deleteBackupChain" and write.status == 200:

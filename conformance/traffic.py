@@ -265,8 +265,9 @@ class CaptureJudge:
     checks: CaptureChecks = field(init=False)
     stats: CaptureStats = field(default_factory=CaptureStats)
     observed: Counter[tuple[str, int]] = field(default_factory=Counter)
-    unordered: set[int] = field(default_factory=set)
-    pairs: dict[int, int] = field(default_factory=dict)  # an unordered exchange -> one it overlaps
+    uncertain: set[int] = field(default_factory=set)  # reads that overlap a write, writes that overlap a write
+    late: set[int] = field(default_factory=set)  # entries stored further out of order than the window
+    pairs: dict[int, int] = field(default_factory=dict)  # an uncertain exchange -> one it overlaps
     # per operation and status: how many answers came without their body, and the first of them
     bodiless: dict[tuple[str, int], tuple[int, Captured]] = field(default_factory=dict)
     writes: int = 0
@@ -329,16 +330,24 @@ class CaptureJudge:
         if exchange.started < self._last_start:
             # Further out of order than the window: where it stood among the others is unknown.
             self.stats.late += 1
-            self.unordered.add(exchange.seq)
+            self.late.add(exchange.seq)
         self._last_start = max(self._last_start, exchange.started)
         write = exchange.method not in SAFE_METHODS
         self._active = [other for other in self._active if other.ended > exchange.started]
         for other in self._active:
-            if write or other.method not in SAFE_METHODS:
-                self.unordered.update((other.seq, exchange.seq))
-                self.pairs.setdefault(exchange.seq, other.seq)
-                self.pairs.setdefault(other.seq, exchange.seq)
-                self.stats.overlapping += 1
+            other_write = other.method not in SAFE_METHODS
+            if not write and not other_write:
+                continue  # two reads: either order shows the same state
+            # A read that overlaps a write may show the state before it or after it; two writes that
+            # overlap may have been carried out in either order. A write beside a read is itself in
+            # order with everything else: only verdicts that read that read are in doubt.
+            for doubtful, partner in ((exchange, other), (other, exchange)):
+                if doubtful.method in SAFE_METHODS or partner.method not in SAFE_METHODS:
+                    self.uncertain.add(doubtful.seq)
+                    self.pairs.setdefault(doubtful.seq, partner.seq)
+            if other_write and not write:
+                exchange.overlapping_writes = (*getattr(exchange, "overlapping_writes", ()), other.seq)
+            self.stats.overlapping += 1
         self._active.append(exchange)
         if len(self._active) > 64:  # a capture with no end times: bound what is compared
             self._active.pop(0)
@@ -460,7 +469,7 @@ class CaptureJudge:
     def findings(self) -> list[Finding]:
         """Every finding, with the ones the capture cannot prove made inconclusive, and one inconclusive
         finding per operation and status whose answers the capture holds without their body."""
-        order = sorted(self.unordered)
+        order = sorted(self.late)
         out = [
             Finding("inconclusive", "RC-14", operation, "capture body",
                     f"{operation} {status}: {n} answer(s) whose body the capture does not hold",
@@ -488,14 +497,17 @@ class CaptureJudge:
         order_free = finding.check in ORDER_FREE or (finding.check == "P-TOTALS" and len(captured) == 1)
         if order_free or not captured:
             return None
+        for exchange in captured:
+            if exchange.seq in self.uncertain:
+                partner = self.pairs.get(exchange.seq)
+                return (f"exchange #{exchange.seq} of the capture (entry {exchange.entry}, {exchange.summary()}) "
+                        f"overlaps #{partner} in time, one of them a write: which came first, which this verdict "
+                        "depends on, is unknown")
         low, high = min(e.seq for e in captured), max(e.seq for e in captured)
         at = bisect_left(order, low)
         if at < len(order) and order[at] <= high:
-            seq = order[at]
-            other = self.pairs.get(seq)
-            with_what = f" overlaps #{other} in time" if other is not None else " stands out of order in the file"
-            return (f"exchange #{seq} of the capture{with_what}, one of them a write, within the evidence "
-                    f"(#{low}..#{high}): their order, which this verdict depends on, is unknown")
+            return (f"exchange #{order[at]} stands further out of order in the file than can be put right, "
+                    f"within the evidence (#{low}..#{high}): where it stood, which this verdict depends on, is unknown")
         return None
 
 

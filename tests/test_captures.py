@@ -28,17 +28,6 @@ from tests.captures import (
 )
 
 CLEAN = "(clean)"
-# Issue 29: what the capture judge gets wrong today (reported; each row below names its mark).
-FALSE_RC15 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 29: the capture judge calls RC-15 violated on a chain delete that removed a point the listing right "
-    "before showed in that very series (increment_ids 0, 1, 2): it judges membership by the reset's promise, and "
-    "the breach is RC-08's, already counted",
-)
-MISSED = pytest.mark.xfail(
-    strict=True, reason="issue 29: the capture judge misses a true violation this capture shows (reported)"
-)
-
 # The exact set of requirements the capture judge must call violated on one plain session's capture
 # against the mock with each defect. Read against the capture's evidence and the mock's code:
 # an extra requirement is a false blame (a bug of the judge, never a row); a missing one a hole.
@@ -81,8 +70,9 @@ CAPTURE_CAUGHT: dict[str, frozenset[str]] = {
         {"RC-06", "RC-17"}  # RC-17: a1 is 0 in its create answer, 1 in the listing after the reset (P-STABLE)
     ),
     "closed_points_hidden": frozenset({"RC-06"}),
-    # RC-07: a1, deleted by the reset, then answers its restore 404 (RC-07's statement: "stay restorable").
-    "reset_deletes_closed_points": frozenset({"RC-06", "RC-07"}),
+    # Not RC-07: a1's restore answers 404 after creates (a3, a4) that may prune by the server's own
+    # retention, and no view showed a1 since: its 404 proves nothing (the reset's deletion is RC-06's).
+    "reset_deletes_closed_points": frozenset({"RC-06"}),
     # RC-07: the restore of a1, a point of the closed series.
     "closed_points_not_restorable": frozenset({"RC-07"}),
     "closed_point_restore_refused": frozenset({"RC-07"}),
@@ -120,9 +110,10 @@ CAPTURE_CAUGHT: dict[str, frozenset[str]] = {
     "listing_shows_lower_accounts": frozenset(),
     # RC-21, RC-22: the reset is sent with nothing in flight, on a series of two points.
     "reset_in_flight_ignored": frozenset(),
-    # The pruning deletes a1 and a2 once a3 is ready: a1's restore answers 404 (RC-07's statement). RC-21's
-    # shape (a reset while a backup is in flight) is not in the capture.
-    "closed_series_pruned_after_baseline": frozenset({"RC-07"}),
+    # The pruning deletes a1 and a2 once a3 is ready. Creates may prune (the docs' free tier), so neither
+    # the listings nor a1's restore (404) after them prove a breach; RC-21's shape (a reset while a backup
+    # is in flight) is not in the capture.
+    "closed_series_pruned_after_baseline": frozenset(),
     "reset_drops_baseline_only_series": frozenset(),
     "reset_skips_baseline_only_series": frozenset(),
     # RC-24: a1 read right after its series' delete.
@@ -132,16 +123,6 @@ CAPTURE_CAUGHT: dict[str, frozenset[str]] = {
     "created_at_an_hour_ahead": frozenset({"RC-27"}),
     "get_vm_success_false": frozenset({"RC-30"}),
 }
-# Rows the judge gets wrong today, each reported with its evidence.
-KNOWN_WRONG = {
-    "reset_takes_effect_late": FALSE_RC15,
-    "series_reopens_after_reset": FALSE_RC15,
-    "error_body_not_json": MISSED,  # judge.py excuses any non-JSON 404 as a router's
-    "unfiltered_listing_drops_increment": MISSED,  # P-STABLE skips a null increment_id of the run's own backup
-    "closed_point_get_not_found": MISSED,  # a 404 between two views of the backup, same scope, no write between
-}
-
-
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """The capture of one plain session against the mock with one defect (or CLEAN), recorded once."""
@@ -324,6 +305,19 @@ def test_capture_judge__clean_overlapping_capture_has_no_violation(tmp_path: Pat
     assert violated(judge_capture(tmp_path / "overlap.har")) == set()
 
 
+def test_capture_judge__an_overlap_leaves_inconclusive_what_depends_on_it(tmp_path: Path) -> None:
+    """The listing right after the reset goes out with a3's create: whether it shows the state before or
+    after that create is unknown, so what it shows of the closed points is inconclusive (never a
+    violation, never "not covered"); a3's own answer is in order with everything else, so RC-08 stands."""
+    record_overlapping_session(tmp_path / "hidden.har", defects=("closed_points_hidden",))
+    results = judge_capture(tmp_path / "hidden.har")
+    verdicts = {row["id"]: row["verdict"] for row in results["requirements"]}
+    assert verdicts["RC-06"] == "inconclusive"
+    assert any("overlaps" in f["message"] for f in results["findings"] if f["requirement"] == "RC-06")
+    record_overlapping_session(tmp_path / "numbering.har", defects=("numbering_continues_after_reset",))
+    assert violated(judge_capture(tmp_path / "numbering.har")) == {"RC-08"}
+
+
 def test_capture_judge__the_key_sent_never_reaches_the_results(judged: Callable[[str], dict[str, Any]]) -> None:
     for capture in (CLEAN, "backup_storage_size_string", "reset_returns_200"):
         assert CANARY_KEY not in json.dumps(judged(capture))
@@ -333,14 +327,11 @@ def test_capture_caught__one_row_per_defect() -> None:
     assert CAPTURE_CAUGHT.keys() == DEFECTS.keys()
 
 
-@pytest.mark.parametrize(
-    "defect", [pytest.param(name, marks=KNOWN_WRONG.get(name, ())) for name in sorted(CAPTURE_CAUGHT)]
-)
+@pytest.mark.parametrize("defect", sorted(CAPTURE_CAUGHT))
 def test_capture_judge__calls_violated_exactly(judged: Callable[[str], dict[str, Any]], defect: str) -> None:
     assert violated(judged(defect)) == CAPTURE_CAUGHT[defect]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 29: error_body_not_json, which per-exchange validation catches")
 def test_capture_judge__catches_every_defect_per_exchange_validation_catches(
     judged: Callable[[str], dict[str, Any]], validated: Callable[[str], set[tuple[str, str]]]
 ) -> None:

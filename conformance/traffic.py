@@ -721,6 +721,12 @@ def _capture_section(judge: CaptureJudge, capture: Path) -> dict[str, Any]:
     }
 
 
+def _bare_value(part: str) -> str:
+    """A credential's value alone: ``sessionid=v`` -> ``v``, ``Bearer v`` -> ``v``."""
+    words = part.split("=", 1)[-1].split()
+    return words[-1] if words else ""
+
+
 def exit_code(results: dict[str, Any]) -> int:
     """The exit code of ``raff-conformance traffic``, as a live run's (README, Verdicts)."""
     return {"violation": 1, "inconclusive": 6, "empty": 6, "interrupted": 2}.get(results["run"]["verdict"], 0)
@@ -738,7 +744,9 @@ def secrets_of(path: Path) -> list[str]:
                 for name, value in _pairs(part.get("headers")):
                     if name.lower() in SECRET_HEADERS | {"set-cookie"} and len(value.strip()) >= 4:
                         found.add(value.strip())
-                        found.update(v.strip() for v in value.replace(";", ",").split(",") if len(v.strip()) >= 8)
+                        parts = [v.strip() for v in value.replace(";", ",").split(",")]
+                        found.update(v for v in parts if len(v) >= 8)
+                        found.update(v for v in map(_bare_value, parts) if len(v) >= 8)
                 for cookie in part.get("cookies") or []:
                     if isinstance(cookie, dict) and len(str(cookie.get("value", ""))) >= 4:
                         found.add(str(cookie["value"]))

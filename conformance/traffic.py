@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import re
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -37,7 +38,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 import ijson
@@ -107,6 +108,7 @@ class CaptureStats:
     overlapping: int = 0
     late: int = 0
     clients: Counter[str] = field(default_factory=Counter)
+    origins: Counter[str] = field(default_factory=Counter)  # scheme://host of the judged exchanges
     first: float | None = None
     last: float | None = None
     cut: list[str] = field(default_factory=list)  # why the file ends before its entries do
@@ -205,7 +207,7 @@ def to_exchange(entry: dict[str, Any], index: int, operation_of: Any) -> Capture
         if why:
             unknown.append("response body")
             exchange.response_body = None
-            exchange.error = why
+            exchange.unknown_why = why  # type: ignore[attr-defined]
     exchange.unknown = tuple(unknown)
     exchange.stripped_key = stripped  # type: ignore[attr-defined]
     return exchange
@@ -288,8 +290,6 @@ class CaptureJudge:
     def __post_init__(self) -> None:
         self.judge = Judge(self.contract, judge_scope=False)
         self.checks = CaptureChecks(self.contract)
-        import re
-
         for operation in self.contract.operations():
             pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
             self._routes.append((operation.operation_id, operation.method.upper(), re.compile(f"^{pattern}$")))
@@ -370,6 +370,8 @@ class CaptureJudge:
             return
         self.stats.judged += 1
         self.stats.clients[exchange.client] += 1
+        parts = urlsplit(exchange.url)
+        self.stats.origins[f"{parts.scheme}://{parts.netloc}"] += 1
         for part in exchange.unknown:
             self.stats.unknown_parts[part] += 1
         if "response body" in exchange.unknown:
@@ -473,8 +475,9 @@ class CaptureJudge:
         out = [
             Finding("inconclusive", "RC-14", operation, "capture body",
                     f"{operation} {status}: {n} answer(s) whose body the capture does not hold",
-                    f"{example.error}; entry {example.entry} ({example.summary()}) and {n - 1} more: the contract "
-                    "on their bodies, and every property that reads them, is not judged there.",
+                    f"{getattr(example, 'unknown_why', 'no body')}; entry {example.entry} ({example.summary()}) "
+                    f"and {n - 1} more: the contract on their bodies, and every property that reads them, is not "
+                    "judged there.",
                     "low", [example], blocked_by="capture")
             for (operation, status), (n, example) in sorted(self.bodiless.items())
         ]
@@ -543,15 +546,11 @@ def _vm_named(exchange: Captured, seen_vm: dict[str, str]) -> str:
 
 
 def _query_vm(url: str) -> str | None:
-    from urllib.parse import parse_qs
-
     value = (parse_qs(urlsplit(url).query).get("vm_id") or [None])[-1]
     return value.lower() if value else None
 
 
 def _whole(body: dict[str, Any], data: list[Any], url: str) -> bool:
-    from urllib.parse import parse_qs
-
     query = parse_qs(urlsplit(url).query)
     total = body.get("total")
     return (query.get("offset") or ["0"])[-1] == "0" and isinstance(total, int) and total == len(data)
@@ -685,8 +684,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
 def _exchange_dict(exchange: Exchange) -> dict[str, Any]:
     data = exchange.to_dict()
     if isinstance(exchange, Captured):
-        data["at"] = exchange.started
-        data["error"] = data["error"] or None
+        data["at"] = exchange.started  # the foreign-write rule's clock, as a live run's
     return data
 
 
@@ -696,7 +694,11 @@ def _not_covered(requirement: str) -> str:
 
 
 def _hosts(judge: CaptureJudge) -> str:
-    return "recorded traffic"
+    """Where the judged traffic went: the busiest origin, and how many others there were."""
+    if not judge.stats.origins:
+        return "recorded traffic"
+    (origin, _), *others = judge.stats.origins.most_common()
+    return origin + (f" (+{len(others)} more)" if others else "")
 
 
 def _capture_section(judge: CaptureJudge, capture: Path) -> dict[str, Any]:

@@ -264,6 +264,16 @@ def record_session(
             session.close()
 
 
+def record_session_at(har_path: Path, base_url: str, ids: dict[str, str], api_key: str = CANARY_KEY) -> None:
+    """The same session against a server this project did not write (Prism, say), as HAR 1.2."""
+    with harfile.open(Path(har_path), creator=CREATOR) as har:
+        session = Session(har, base_url, api_key, ids["RAFF_PROJECT_ID"])
+        try:
+            _script(session, ids, None)
+        finally:
+            session.close()
+
+
 def record_overlapping_session(har_path: Path, *, defects: Iterable[str] = (), api_key: str = CANARY_KEY) -> None:
     """The same session, but the listing right after the reset overlaps in time with the next create."""
     record_session(har_path, defects=defects, api_key=api_key, overlap=True)

@@ -205,6 +205,8 @@ class CaptureChecks:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(sent.get("vm_id"), str):
             return
         vm = sent["vm_id"].lower()
+        if data["id"].lower() in self._creates:
+            return  # a second create answered with an earlier one's id: no new point to number
         last = self._last_reset.get(vm)
         first = last is not None and last[1] == 0  # the first backup asked for after the VM's last reset
         if last is not None:

@@ -245,7 +245,12 @@ def _seed(api_key: str) -> dict[str, Any]:
 
 
 def record_session(
-    har_path: Path, *, defects: Iterable[str] = (), api_key: str = CANARY_KEY, overlap: bool = False
+    har_path: Path,
+    *,
+    defects: Iterable[str] = (),
+    api_key: str = CANARY_KEY,
+    overlap: bool = False,
+    real_stack: bool = False,
 ) -> None:
     """Record one plain client session against the mock (with ``defects`` planted) as HAR 1.2.
 
@@ -253,7 +258,7 @@ def record_session(
     ``overlap`` sends the listing after the reset and the next create at once (see
     ``record_overlapping_session``).
     """
-    app = create_app(defects=defects, seed=_seed(api_key), time_mode="requests")
+    app = create_app(defects=defects, seed=_seed(api_key), time_mode="requests", real_stack=real_stack)
     gate = _Gate(app) if overlap else None
     with MockServer(gate or app) as server, harfile.open(Path(har_path), creator=CREATOR) as har:
         ids = server.credentials()

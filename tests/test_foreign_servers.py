@@ -119,6 +119,36 @@ def test_foreign_server__prism_verdicts_are_true(tmp_path: Path) -> None:
     assert results["run"]["verdict"] == "violation" and completed.returncode == 1, output
 
 
+# What a static example server breaks in one plain client session's capture, each true of Prism: its
+# answers describe its example backup, not the one asked for (RC-17, RC-26), list it under any filter
+# (RC-20) with total 0 (RC-18), and find it after its delete (RC-24).
+PRISM_CAPTURE_GETS_WRONG = {"RC-17", "RC-18", "RC-20", "RC-24", "RC-26"}
+
+
+@pytest.mark.skipif(prism_binary() is None, reason="Prism is not installed: run .ci/install-prism (CI does)")
+def test_foreign_server__prism_capture_verdicts_are_true(tmp_path: Path) -> None:
+    """The capture judge on traffic recorded against a server this project did not write."""
+    from conformance.traffic import judge_capture
+    from tests.captures import record_session_at
+
+    contract = tmp_path / "merged.yaml"
+    subprocess.run([sys.executable, "-m", "conformance.cli", "contract", "--merged", "-o", str(contract)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    ids = {"RAFF_PROJECT_ID": "6f1a9b3e-1111-4222-8333-444455556666",
+           "RAFF_VM_ID": "0b9d7a52-2222-4333-8444-555566667777",
+           "RAFF_SECOND_VM_ID": "0b9d7a52-2222-4333-8444-555566668888"}
+    with prism_server(contract, tmp_path / "prism.log") as url:
+        record_session_at(tmp_path / "prism.har", url, ids)
+    results = judge_capture(tmp_path / "prism.har")
+    verdicts = {req["id"]: req["verdict"] for req in results["requirements"]}
+    blamed = sorted({(f["requirement"], f["title"]) for f in results["findings"] if f["classification"] == "violation"})
+    assert {req for req, verdict in verdicts.items() if verdict == "violation"} == PRISM_CAPTURE_GETS_WRONG, blamed
+    # Prism answers every reset 202 with success true, and every answer with its documented schema.
+    assert verdicts["RC-01"] == verdicts["RC-14"] == "pass", blamed
+    # Every create answers the same example id: no series to number, so RC-08 and RC-09 claim nothing.
+    assert verdicts["RC-08"] != "violation" and verdicts["RC-09"] != "violation", blamed
+
+
 def test_foreign_server__mock_with_real_stack_habits_passes(tmp_path: Path) -> None:
     """The bundled mock with a router's plain-text 404 for unroutable paths and other header spellings
     (``Content-type``, ``CONTENT-TYPE``, ``Application/JSON``) is still a conforming server."""

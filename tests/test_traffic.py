@@ -77,6 +77,13 @@ def test_traffic__clean_capture_passes_and_shows_its_coverage(recorded, tmp_path
     assert verdicts(results)["RC-12"] == verdicts(results)["RC-13"] == "not_covered"
 
 
+def test_traffic__the_mocks_real_stack_habits_pass(tmp_path: Path) -> None:
+    """Compression, a router's plain 404s and the rest of a real stack's habits are no breach."""
+    record_session(tmp_path / "real.har", real_stack=True)
+    results = judge_capture(tmp_path / "real.har")
+    assert not violated(results), [f["message"] for f in results["findings"] if f["classification"] == "violation"]
+
+
 def test_traffic__a_planted_defect_is_caught_under_its_requirement(recorded, tmp_path: Path) -> None:
     results = judge_capture(write_har(tmp_path / "c.har", recorded["closed_points_hidden"]))
     assert violated(results) == {"RC-06"}

@@ -423,9 +423,9 @@ class Judge:
         )
 
     def _timestamps(self, known: Known, record: dict[str, Any], exchange: Exchange) -> None:
-        created_at = _instant(record.get("created_at"))
-        made = _date(known.created)
-        shown_ready = _date(exchange)
+        created_at = instant(record.get("created_at"))
+        made = server_date(known.created)
+        shown_ready = server_date(exchange)
         if created_at is None or made is None or shown_ready is None:
             return
         self.judged["P-TIMESTAMPS"] += 1
@@ -1031,8 +1031,8 @@ def _is_uuid(value: str) -> bool:
 
 def _same(name: str, a: Any, b: Any) -> bool:
     """Equal values; two date-times are equal when they name the same instant (RFC 3339 has many spellings)."""
-    if name == "created_at" and _instant(a) is not None and _instant(b) is not None:
-        return _instant(a) == _instant(b)
+    if name == "created_at" and instant(a) is not None and instant(b) is not None:
+        return instant(a) == instant(b)
     return bool(a == b)
 
 
@@ -1075,7 +1075,8 @@ def _project(exchange: Exchange) -> str | None:
     return value.lower() if value else None
 
 
-def _date(exchange: Exchange) -> datetime | None:
+def server_date(exchange: Exchange) -> datetime | None:
+    """The server's clock when it answered: the Date header, parsed (RFC 9110 §6.6.1)."""
     value = exchange.response_header("date")
     try:
         return parsedate_to_datetime(value) if value else None
@@ -1083,7 +1084,8 @@ def _date(exchange: Exchange) -> datetime | None:
         return None
 
 
-def _instant(value: Any) -> datetime | None:
+def instant(value: Any) -> datetime | None:
+    """An RFC 3339 date-time with its offset, parsed; None for anything else (a time without a zone)."""
     if not isinstance(value, str):
         return None
     try:

@@ -35,7 +35,15 @@ from conformance.preflight import (
 )
 from conformance.results import JUDGE_NODEID
 from conformance.settings import OPTIONS, REDACTED, Settings, SettingsError, resolve
-from conformance.state import MAX_EXCHANGES_PER_TEST, STATE_KEY, RaffState, TestRecord, exchange_dict, get_state
+from conformance.state import (
+    MAX_EXCHANGES_PER_TEST,
+    STATE_KEY,
+    RaffState,
+    TestRecord,
+    exchange_dict,
+    finding_dict,
+    get_state,
+)
 from conformance.terminal import failure_block
 
 CONFORMANCE_TESTS = Path(__file__).resolve().parent / "tests"
@@ -427,7 +435,7 @@ def _process_output(state: RaffState) -> dict[str, Any]:
         "timeline": state.timeline.to_dict(),
         "judge": {
             "stats": state.judge.stats(),
-            "findings": [_finding_dict(f) for f in state.judge.findings],
+            "findings": [finding_dict(f) for f in state.judge.findings],
         },
         "target": {
             "base_url": settings.base_url,
@@ -734,7 +742,7 @@ def _serialize(state: RaffState, record: TestRecord, report: pytest.TestReport) 
         "outcome": outcome,
         "duration_s": round(report.duration, 4),
         "message": message,
-        "findings": [_finding_dict(f) for f in findings],
+        "findings": [finding_dict(f) for f in findings],
         "exchanges": [exchange_dict(e) for e in exchanges],
         "attached": min(len(record.attached), len(exchanges)),  # the first ones: what the test judged
         "hypothesis_seed": _seed(state.config.getoption("hypothesis_seed", None)),
@@ -754,22 +762,6 @@ def _failure_message(report: pytest.TestReport, findings: list[Finding]) -> str:
         return "; ".join(f"{f.title}: {f.message}" for f in violations)
     crash = getattr(report.longrepr, "reprcrash", None)
     return crash.message if crash is not None else str(report.longrepr)[-2000:]
-
-
-def _finding_dict(finding: Finding) -> dict[str, Any]:
-    return {
-        "classification": finding.classification,
-        "requirement": finding.requirement,
-        "operation": finding.operation,
-        "check": finding.check,
-        "title": finding.title,
-        "message": finding.message,
-        "severity": finding.severity,
-        "exchanges": [exchange_dict(e) for e in finding.exchanges],
-        "replay": finding.replay,
-        "confirmed": finding.confirmed,
-        "blocked_by": finding.blocked_by,
-    }
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

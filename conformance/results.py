@@ -39,12 +39,7 @@ def build_results(
         "schema_version": 1,
         "suite": {"name": "raff-conformance", "version": __version__},
         "target": target,
-        "contract": {
-            "title": contract.title,
-            "version": contract.version,
-            "published_sha256": contract.published_sha256,
-            "overlay_sha256": contract.overlay_sha256,
-        },
+        "contract": contract_info(contract),
         "run": {
             "started_at": utc_iso(state.started_at),
             "duration_s": round(time.time() - state.started_at, 3),
@@ -75,6 +70,16 @@ def build_results(
     _apply_baseline_and_compare(config, results)
     results["run"]["verdict"] = run_verdict(results)
     return results
+
+
+def contract_info(contract: Any) -> dict[str, str]:
+    """Which contract the verdicts were judged against (its title, version and the files' hashes)."""
+    return {
+        "title": contract.title,
+        "version": contract.version,
+        "published_sha256": contract.published_sha256,
+        "overlay_sha256": contract.overlay_sha256,
+    }
 
 
 def run_verdict(results: dict[str, Any]) -> str:

@@ -190,6 +190,23 @@ def exchange_dict(exchange: Exchange) -> dict[str, Any]:
     return {**exchange.to_dict(), "at": seen_at(exchange)}
 
 
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as results.json holds it (its exchanges as evidence)."""
+    return {
+        "classification": finding.classification,
+        "requirement": finding.requirement,
+        "operation": finding.operation,
+        "check": finding.check,
+        "title": finding.title,
+        "message": finding.message,
+        "severity": finding.severity,
+        "exchanges": [exchange_dict(e) for e in finding.exchanges],
+        "replay": finding.replay,
+        "confirmed": finding.confirmed,
+        "blocked_by": finding.blocked_by,
+    }
+
+
 @dataclass
 class ForeignWrite:
     """A write on one of the run's VMs that the run did not make, as the run first saw it."""

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
@@ -48,16 +47,18 @@ from conformance.capture_checks import CHECKED, CaptureChecks
 from conformance.checks import Finding
 from conformance.contract import Contract, load_contract
 from conformance.exchange import SAFE_METHODS, SECRET_HEADERS, Exchange, _body, clean_headers
-from conformance.judge import Judge
+from conformance.judge import Judge, instant, server_date
 from conformance.results import (
     JUDGE_NODEID,
     _coverage,
     _requirements,
     _tests_and_findings,
+    contract_info,
     excuse_foreign_writes,
     run_verdict,
 )
 from conformance.settings import REDACTED
+from conformance.state import finding_dict
 
 # How many entries may wait to be put in order: a writer that stores entries by their end, or by
 # connection, is out of order by about as many entries as were in flight at once.
@@ -135,13 +136,8 @@ def read_entries(stream: IO[bytes], cut: list[str] | None = None) -> Iterator[di
 
 
 def _instant(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None
+    moment = instant(text)
+    return moment.timestamp() if moment is not None else None
 
 
 def _pairs(items: Any) -> list[tuple[str, str]]:
@@ -209,6 +205,7 @@ def to_exchange(entry: dict[str, Any], index: int, operation_of: Any) -> Capture
             exchange.response_body = None
             exchange.unknown_why = why  # type: ignore[attr-defined]
     exchange.unknown = tuple(unknown)
+    exchange.seen_at = started  # type: ignore[attr-defined]  # the foreign-write rule's clock, as a live run's
     exchange.stripped_key = stripped  # type: ignore[attr-defined]
     return exchange
 
@@ -385,7 +382,7 @@ class CaptureJudge:
                 exchange.entry, exchange.started, exchange.method, urlsplit(exchange.url).path, exchange.status,
                 _vm_named(exchange, self._seen_vm)))
         exchange.writes_seen = self.writes
-        if self._began is None and (date := _date(exchange)) is not None:
+        if self._began is None and (date := server_date(exchange)) is not None:
             self._began = date
         self._count(exchange)
         self.judge.see(exchange)
@@ -416,7 +413,7 @@ class CaptureJudge:
             backup, vm = record["id"].lower(), str(record.get("product_vm") or "").lower()
             self._seen_vm[backup] = vm
             self._present.setdefault(vm, {})[backup] = exchange.started
-            created = _created_at(record.get("created_at"))
+            created = instant(record.get("created_at"))
             if backup in self._own or created is None or self._began is None or created < self._began - CLOCK_SLACK:
                 continue
             self._foreign.setdefault((backup, "appeared"), _foreign_write(
@@ -556,19 +553,6 @@ def _whole(body: dict[str, Any], data: list[Any], url: str) -> bool:
     return (query.get("offset") or ["0"])[-1] == "0" and isinstance(total, int) and total == len(data)
 
 
-def _created_at(value: Any) -> datetime | None:
-    moment = _instant(value)
-    return datetime.fromtimestamp(moment).astimezone() if moment is not None else None
-
-
-def _date(exchange: Exchange) -> datetime | None:
-    value = exchange.response_header("date")
-    try:
-        return parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-
-
 # -- results ------------------------------------------------------------------------------------
 
 
@@ -609,12 +593,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
         "schema_version": 1,
         "suite": {"name": "raff-conformance", "version": __version__},
         "target": {"base_url": _hosts(judge), "kind": "capture", "project_id": "", "vm_id": "", "api_key": REDACTED},
-        "contract": {
-            "title": contract.title,
-            "version": contract.version,
-            "published_sha256": contract.published_sha256,
-            "overlay_sha256": contract.overlay_sha256,
-        },
+        "contract": contract_info(contract),
         "run": {
             "started_at": datetime.fromtimestamp(began).astimezone().isoformat(timespec="seconds"),
             "duration_s": round(time.time() - began, 3),
@@ -649,7 +628,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
 
 
 def _record(nodeid: str, requirements: list[str], findings: list[Finding]) -> dict[str, Any]:
-    dicts = [_finding_dict(f) for f in findings]
+    dicts = [finding_dict(f) for f in findings]
     evidence = [e for f in dicts for e in f["exchanges"]][:25]
     violated = any(f["classification"] == "violation" for f in dicts)
     return {
@@ -664,28 +643,6 @@ def _record(nodeid: str, requirements: list[str], findings: list[Finding]) -> di
         "attached": len(evidence),
         "hypothesis_seed": None,
     }
-
-
-def _finding_dict(finding: Finding) -> dict[str, Any]:
-    return {
-        "classification": finding.classification,
-        "requirement": finding.requirement,
-        "operation": finding.operation,
-        "check": finding.check,
-        "title": finding.title,
-        "message": finding.message,
-        "severity": finding.severity,
-        "exchanges": [_exchange_dict(e) for e in finding.exchanges],
-        "replay": None,
-        "blocked_by": finding.blocked_by,
-    }
-
-
-def _exchange_dict(exchange: Exchange) -> dict[str, Any]:
-    data = exchange.to_dict()
-    if isinstance(exchange, Captured):
-        data["at"] = exchange.started  # the foreign-write rule's clock, as a live run's
-    return data
 
 
 def _not_covered(requirement: str) -> str:

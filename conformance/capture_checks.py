@@ -280,15 +280,17 @@ class CaptureChecks:
             self._deleted.add(backup_id)
         vm = self._vm_of.get(backup_id)
         listing = self._fresh_before(vm) if vm else None
-        if listing is None or exchange.status != 200:
-            return
+        if listing is None or exchange.status not in (200, 400, 409):
+            return  # (a 404, 401 or 5xx says nothing of dependents; the contract judges those answers)
         series = _series_of(listing.by_vm.get(vm or "", {}), backup_id, self._made)
         if series is None:
             return
         this = listing.by_vm[vm or ""][backup_id]
         later = [r for r in series if _number(r.get("increment_id")) > _number(this.get("increment_id"))]
+        if not later:
+            return  # nothing depends on it: a plain delete, whatever it answers
         self.judged["RC-16"] += 1
-        if later:
+        if exchange.status == 200:
             ids = ", ".join(str(r["id"]) for r in later[:3])
             self._violation("RC-16", f"{backup_id} delete", "a point later points depend on was deleted by itself",
                             f"{_where(listing.exchange)} showed backup {backup_id} (increment_id "
@@ -403,6 +405,8 @@ class CaptureChecks:
             self._across_reset(before, listing, write)
         elif write.operation_id == "deleteBackupChain" and write.status == 200:
             self._across_series_delete(before, listing, write)
+        elif write.operation_id == "deleteBackup" and write.status in (400, 409):
+            self._across_refused_delete(before, listing, write)
 
     def _across_reset(self, before: _Listing, after: _Listing, reset: Exchange) -> None:
         vm = _id(self._params(reset).get("id", ""))
@@ -463,6 +467,21 @@ class CaptureChecks:
                             f"{_where(before.exchange)} showed the {'open' if open_series else 'closed'} series of "
                             f"backup {point}: {', '.join(sorted(ids))}; after {_where(delete)} and nothing else "
                             f"written, {_where(after.exchange)} {what}.", [before.exchange, delete, after.exchange])
+
+    def _across_refused_delete(self, before: _Listing, after: _Listing, delete: Exchange) -> None:
+        """RC-16: a delete refused because later points depend on the point deletes nothing."""
+        point = _id(self._params(delete).get("id", ""))
+        vm = next((v for v, points in before.by_vm.items() if point in points), None)
+        if vm is None or vm not in after.by_vm:
+            return
+        gone = sorted(set(before.by_vm[vm]) - set(after.by_vm[vm]))
+        self.judged["RC-16"] += 1
+        if gone:
+            self._violation("RC-16", f"{point} refused delete", "a refused delete deleted something",
+                            f"{_where(before.exchange)} showed {', '.join(sorted(before.by_vm[vm]))}; "
+                            f"{_where(delete)} refused the delete of {point}, and with nothing else written "
+                            f"{_where(after.exchange)} no longer shows {', '.join(gone)}: a refused delete "
+                            "deletes nothing.", [before.exchange, delete, after.exchange])
 
     # -- bookkeeping ------------------------------------------------------------------------------
 

@@ -197,6 +197,42 @@ def _script(session: Session, ids: dict[str, str], gate: _Gate | None) -> None:
     session.listing()
 
 
+def _tidy_up_script(session: Session, ids: dict[str, str], gate: _Gate | None) -> None:
+    """Another sitting: a client tidying a VM's backups, with the mistakes a person makes in a console.
+
+    1. two backups; 2. reset the series, and reset again before any backup (a double click);
+    3. two backups of the new series, and one of the second VM; 4. delete the first of the new series
+    alone (later points depend on it: refused), list, and delete the open series through its newest
+    point instead, with listings right before and after; 5. delete the rest.
+    """
+    vm, other = ids["RAFF_VM_ID"], ids["RAFF_SECOND_VM_ID"]
+    a1 = session.create(vm, "tidy-a1")
+    session.wait_ready(a1)
+    a2 = session.create(vm, "tidy-a2")
+    session.wait_ready(a2)
+    session.send("POST", f"/api/v1/vms/{vm}/backups/reset-chain")
+    session.send("POST", f"/api/v1/vms/{vm}/backups/reset-chain")
+    a3 = session.create(vm, "tidy-a3")
+    session.wait_ready(a3)
+    a4 = session.create(vm, "tidy-a4")
+    session.wait_ready(a4)
+    b1 = session.create(other, "tidy-b1")
+    session.wait_ready(b1)
+    session.listing(vm_id=vm)
+    _backup(session, a3, "DELETE")  # a4 depends on it: the server must refuse, pointing to the series delete
+    session.listing(vm_id=vm)
+    session.listing()
+    _backup(session, a4, "DELETE", "/chain")  # the open series (a3, a4), beside the closed one (a1, a2)
+    session.listing()
+    session.listing(vm_id=vm)
+    for point in (a4, a3, a2, a1, b1):  # whatever is left, newest first
+        _backup(session, point, "DELETE")
+    session.listing()
+
+
+SCRIPTS = {"plain": _script, "tidy-up": _tidy_up_script}
+
+
 class _Gate:
     """ASGI wrapper: once armed, the next request is held until another one has arrived, so that the
     two are in flight together and their recorded intervals overlap (the server then answers both
@@ -251,6 +287,7 @@ def record_session(
     api_key: str = CANARY_KEY,
     overlap: bool = False,
     real_stack: bool = False,
+    script: str = "plain",
 ) -> None:
     """Record one plain client session against the mock (with ``defects`` planted) as HAR 1.2.
 
@@ -264,7 +301,7 @@ def record_session(
         ids = server.credentials()
         session = Session(har, server.base_url, api_key, ids["RAFF_PROJECT_ID"])
         try:
-            _script(session, ids, gate)
+            SCRIPTS[script](session, ids, gate)
         finally:
             session.close()
 

@@ -338,3 +338,27 @@ def test_capture_judge__catches_every_defect_per_exchange_validation_catches(
     clean = validated(CLEAN)
     missed = [name for name in sorted(DEFECTS) if validated(name) - clean and not violated(judged(name))]
     assert missed == []
+
+
+# The other sitting (``script="tidy-up"``): a double-clicked reset, a delete of a point later points depend
+# on, and a series delete of the open series beside a closed one. The exact set each defect it reaches
+# must be blamed for, read against the evidence; the rest of the table is the plain session's.
+TIDY_UP_CAUGHT: dict[str, frozenset[str]] = {
+    CLEAN: frozenset(),
+    "second_reset_rejected": frozenset({"RC-10"}),  # the second reset, with no backup between, answers 400
+    "delete_with_dependents_cascades": frozenset({"RC-16"}),  # a3's delete answers 200 though a4 depends on it
+    "delete_with_dependents_deletes_point": frozenset({"RC-16"}),
+    "open_chain_delete_spills_into_closed_series": frozenset({"RC-31"}),  # a1 and a2 go with the open series
+    # The series delete through a4 (the open series a3, a4) removes a1, a2 (the VM's oldest) instead.
+    "chain_delete_removes_oldest_series": frozenset({"RC-31"}),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(TIDY_UP_CAUGHT))
+def test_capture_judge__tidy_up_session_calls_violated_exactly(tmp_path: Path, defect: str) -> None:
+    record_session(tmp_path / "tidy.har", defects=() if defect == CLEAN else (defect,), script="tidy-up")
+    results = judge_capture(tmp_path / "tidy.har")
+    assert violated(results) == TIDY_UP_CAUGHT[defect]
+    if defect == CLEAN:  # each check the session is for judged something, and found it kept
+        verdicts = {row["id"]: row["verdict"] for row in results["requirements"]}
+        assert verdicts["RC-10"] == verdicts["RC-16"] == verdicts["RC-31"] == "pass", verdicts

@@ -252,3 +252,23 @@ def test_traffic__a_file_that_is_no_capture_is_wrong_settings(tmp_path: Path, co
     assert cli.main(["traffic", str(path), "--report-dir", str(tmp_path / "out")]) == 4
     line = capsys.readouterr().err.strip()
     assert line.startswith("raff-conformance traffic: CAPTURE") and "\n" not in line
+
+
+@pytest.mark.parametrize(("status", "allow", "verdict"), [
+    (405, "GET, DELETE", "pass"),
+    (200, None, "violation"),  # carried out
+    (405, None, "violation"),  # RFC 9110 §15.5.6: a 405 MUST carry Allow
+    (405, "GET, PUT, DELETE", "violation"),  # lists a method the path does not declare
+])
+def test_traffic__a_method_the_path_does_not_declare(recorded, tmp_path: Path, status: int, allow: str | None,
+                                                     verdict: str) -> None:
+    entries = copy.deepcopy(recorded["clean"])
+    get = copy.deepcopy(entries[_index(entries, "GET", "/api/v1/backups/")])
+    get["request"]["method"] = "PUT"
+    get["response"]["status"] = status
+    get["response"]["headers"] = [h for h in get["response"]["headers"] if h["name"].lower() != "allow"]
+    if allow is not None:
+        get["response"]["headers"].append({"name": "Allow", "value": allow})
+    results = judge_capture(write_har(tmp_path / "c.har", [*entries, get]))
+    assert verdicts(results)["RC-23"] == verdict
+    assert violated(results) == ({"RC-23"} if verdict == "violation" else set())

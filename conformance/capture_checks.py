@@ -16,7 +16,6 @@ overlap); a violation it finds through exchanges whose order is unknown is made 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from conformance.checks import Finding, json_value
 from conformance.contract import Contract
 from conformance.exchange import SAFE_METHODS, Exchange, header_value
+from conformance.judge import UUID_TEXT, brief
 
-UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The requirements these checks judge, and what each needs a capture to show.
 CHECKED = {
     "RC-01": "a reset answered 2xx",
@@ -96,19 +95,13 @@ class CaptureChecks:
     # backup id -> a getBackup that answered 404 for it, the write count then, and its scope
     _missing: dict[str, tuple[Exchange, int, tuple[Any, ...]]] = field(default_factory=dict)
     _reported: set[tuple[str, str]] = field(default_factory=set)
-    _paths: list[tuple[str, str, re.Pattern[str]]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for operation in self.contract.operations():
-            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
-            self._paths.append((operation.operation_id, operation.method.upper(), re.compile(f"^{pattern}$")))
 
     # -- entry points ---------------------------------------------------------------------------
 
     def undeclared_method(self, exchange: Exchange) -> None:
         """RC-23: a request with a method its path (one of the contract's) does not declare."""
         path = urlsplit(exchange.url).path
-        declared = sorted({m for _, m, p in self._paths if p.match(path)})
+        declared = self.contract.declared_methods(path)
         if not declared or exchange.status is None or exchange.method.upper() in ("HEAD", "OPTIONS"):
             return  # HEAD follows GET, OPTIONS answers for the resource (RFC 9110 §9.3.2, §9.3.7)
         self.judged["RC-23"] += 1
@@ -123,7 +116,7 @@ class CaptureChecks:
         else:
             return
         self._violation("RC-23", f"{exchange.method} {path}", f"{exchange.method} is not declared for its path",
-                        f"{_where(exchange)}: the contract declares {', '.join(declared)} for this path, and {why}.",
+                        f"{brief(exchange)}: the contract declares {', '.join(declared)} for this path, and {why}.",
                         [exchange])
 
     def see(self, exchange: Exchange) -> None:
@@ -140,7 +133,7 @@ class CaptureChecks:
             self._writes += 1
             self._last_write = exchange
         path_id = _id(params.get("id", ""))
-        if status == 404 and not exchange.unknown and not exchange.is_json and UUID.match(path_id or "0"):
+        if status == 404 and not exchange.unknown and not exchange.is_json and UUID_TEXT.fullmatch(path_id or "0"):
             self._plain_not_found(exchange)
         if operation == "resetBackupChain":
             self._reset(exchange, path_id, body)
@@ -170,7 +163,7 @@ class CaptureChecks:
         does not route; here the path is the operation's, with a UUID where its id goes."""
         self.judged["RC-14"] += 1
         self._violation("RC-14", f"{exchange.operation_id} plain 404", f"{exchange.operation_id}'s 404 is not JSON",
-                        f"{_where(exchange)} answered with {exchange.media_type or 'no media type'}; the contract's "
+                        f"{brief(exchange)} answered with {exchange.media_type or 'no media type'}; the contract's "
                         "404 for this operation is an Error JSON body.", [exchange])
 
     def _reset(self, exchange: Exchange, vm: str, body: Any) -> None:
@@ -181,8 +174,8 @@ class CaptureChecks:
                 # RC-10: a second reset before any new backup is harmless (202).
                 self.judged["RC-10"] += 1
                 self._violation("RC-10", f"{vm} second reset", "a second reset before any new backup is refused",
-                                f"{_where(previous[0])} was accepted; nothing of VM {vm} was created since and none of "
-                                f"its backups is in flight, yet {_where(exchange)}.", [previous[0], exchange])
+                                f"{brief(previous[0])} was accepted; nothing of VM {vm} was created since and none of "
+                                f"its backups is in flight, yet {brief(exchange)}.", [previous[0], exchange])
             return
         # RC-01: accepted means 202 with a SuccessResponse whose success is true.
         self.judged["RC-01"] += 1
@@ -190,7 +183,7 @@ class CaptureChecks:
         if status != 202 or not exchange.is_json or success is not True:
             shown = f"a {exchange.media_type or 'body-less'} body" if not exchange.is_json else f"success {success!r}"
             self._violation("RC-01", f"{vm} reset answer", "an accepted reset is not 202 with success true",
-                            f"{_where(exchange)} with {shown}: a reset the server takes answers 202 and a "
+                            f"{brief(exchange)} with {shown}: a reset the server takes answers 202 and a "
                             "SuccessResponse whose success is true.", [exchange])
         previous = self._last_reset.get(vm)
         if previous is not None and previous[1] == 0:
@@ -244,8 +237,8 @@ class CaptureChecks:
         if exchange.status == 404:
             self._missing.pop(backup_id, None)  # RC-24's breach, counted once
             self._violation("RC-24", f"{backup_id} not found after create", "a backup just created is not found",
-                            f"{_where(create.exchange)} announced backup {backup_id}; nothing was written since, and "
-                            f"{_where(exchange)}.", [create.exchange, exchange])
+                            f"{brief(create.exchange)} announced backup {backup_id}; nothing was written since, and "
+                            f"{brief(exchange)}.", [create.exchange, exchange])
 
     def _restore(self, exchange: Exchange, backup_id: str) -> None:
         """RC-07: a ready point of a closed series stays restorable (202)."""
@@ -271,8 +264,8 @@ class CaptureChecks:
         if not 200 <= status < 300:
             reset = self._last_reset[vm][0]
             self._violation("RC-07", f"{backup_id} restore", "a point of a closed series is not restorable",
-                            f"backup {backup_id} was created before {_where(reset)} and last shown ready; nothing of "
-                            f"VM {vm} is in flight, yet {_where(exchange)}.", [create.exchange, reset, exchange])
+                            f"backup {backup_id} was created before {brief(reset)} and last shown ready; nothing of "
+                            f"VM {vm} is in flight, yet {brief(exchange)}.", [create.exchange, reset, exchange])
 
     def _delete(self, exchange: Exchange, backup_id: str) -> None:
         """RC-16: a point that later points of its series depend on is not deleted by itself."""
@@ -293,9 +286,9 @@ class CaptureChecks:
         if exchange.status == 200:
             ids = ", ".join(str(r["id"]) for r in later[:3])
             self._violation("RC-16", f"{backup_id} delete", "a point later points depend on was deleted by itself",
-                            f"{_where(listing.exchange)} showed backup {backup_id} (increment_id "
+                            f"{brief(listing.exchange)} showed backup {backup_id} (increment_id "
                             f"{this.get('increment_id')}) with later points of its series ({ids}), and nothing was "
-                            f"written since; {_where(exchange)}: the delete must be refused with an error pointing "
+                            f"written since; {brief(exchange)}: the delete must be refused with an error pointing "
                             "to the series delete.", [listing.exchange, exchange])
 
     def _record(self, exchange: Exchange, record: dict[str, Any]) -> None:
@@ -306,8 +299,8 @@ class CaptureChecks:
             self.judged["RC-17"] += 1
             self._violation("RC-17", f"{backup_id} not found, then shown",
                             "getBackup does not find a backup a view shows",
-                            f"{_where(missing[0])}; with nothing written since, in the same key and project, "
-                            f"{_where(exchange)} shows backup {backup_id}: it was there. Every view of one backup "
+                            f"{brief(missing[0])}; with nothing written since, in the same key and project, "
+                            f"{brief(exchange)} shows backup {backup_id}: it was there. Every view of one backup "
                             "agrees, and getBackup is one.", [missing[0], exchange])
         if isinstance(record.get("product_vm"), str):
             self._vm_of[backup_id] = record["product_vm"].lower()
@@ -337,7 +330,7 @@ class CaptureChecks:
         if record.get("increment_id") is None and create.increment_seen is not None:
             self._violation("RC-17", f"{create.id} increment null", "a view drops a point's increment_id",
                             f"backup {create.id} has increment_id {create.increment} "
-                            f"({_where(create.increment_seen)}); {_where(exchange)} shows it ready with increment_id "
+                            f"({brief(create.increment_seen)}); {brief(exchange)} shows it ready with increment_id "
                             "null. Every view of one backup gives the same increment_id.",
                             [create.increment_seen, exchange])
 
@@ -364,8 +357,8 @@ class CaptureChecks:
                    "a reset of another VM, accepted between them, must not touch this VM's series")
             self._violation(requirement, f"{create.id} follows", "a backup does not continue its series",
                             f"backup {previous.id} on VM {create.vm} has increment_id {previous.increment} "
-                            f"({_where(previous.increment_seen)}); {create.id}, the next backup of the VM with no "
-                            f"reset of it between, has {create.increment!r} ({_where(create.increment_seen)}): {why}.",
+                            f"({brief(previous.increment_seen)}); {create.id}, the next backup of the VM with no "
+                            f"reset of it between, has {create.increment!r} ({brief(create.increment_seen)}): {why}.",
                             [previous.exchange, create.exchange, create.increment_seen])
 
     def _listing(self, exchange: Exchange, body: dict[str, Any]) -> None:
@@ -374,7 +367,7 @@ class CaptureChecks:
         if not isinstance(data, list) or not _complete(body, data, query):
             return
         vm_filter = (query.get("vm_id") or [None])[-1]
-        vm_filter = vm_filter.lower() if vm_filter and UUID.match(vm_filter) else None
+        vm_filter = vm_filter.lower() if vm_filter and UUID_TEXT.fullmatch(vm_filter) else None
         if vm_filter is None and query.get("vm_id"):
             return
         by_vm: dict[str, dict[str, dict[str, Any]]] = {}
@@ -433,14 +426,13 @@ class CaptureChecks:
                         "and status" if requirement == "RC-06"
                         else f"a reset of VM {vm} leaves VM {other}'s series as it was")
                 self._violation(requirement, f"{backup_id} across reset", "a point changed across a reset",
-                                f"backup {backup_id} of VM {other} was listed ready by {_where(before.exchange)}; "
-                                f"after {_where(reset)} and nothing else written, {_where(after.exchange)}: it {what}. "
+                                f"backup {backup_id} of VM {other} was listed ready by {brief(before.exchange)}; "
+                                f"after {brief(reset)} and nothing else written, {brief(after.exchange)}: it {what}. "
                                 f"{rule[0].upper()}{rule[1:]}.", [before.exchange, reset, after.exchange])
 
     def _across_series_delete(self, before: _Listing, after: _Listing, delete: Exchange) -> None:
-        point = _id(self._params(delete).get("id", ""))
-        vm = next((v for v, points in before.by_vm.items() if point in points), None)
-        if vm is None or vm not in after.by_vm:
+        point, vm = self._deleted_point(before, after, delete)
+        if vm is None:
             return
         series = _series_of(before.by_vm[vm], point, self._made)
         if series is None:
@@ -464,26 +456,31 @@ class CaptureChecks:
                                            f"kept {', '.join(kept)} of the series" if kept else ""]))
             self._violation(requirement, f"{point} series delete {other}",
                             "a series delete did not remove exactly its series",
-                            f"{_where(before.exchange)} showed the {'open' if open_series else 'closed'} series of "
-                            f"backup {point}: {', '.join(sorted(ids))}; after {_where(delete)} and nothing else "
-                            f"written, {_where(after.exchange)} {what}.", [before.exchange, delete, after.exchange])
+                            f"{brief(before.exchange)} showed the {'open' if open_series else 'closed'} series of "
+                            f"backup {point}: {', '.join(sorted(ids))}; after {brief(delete)} and nothing else "
+                            f"written, {brief(after.exchange)} {what}.", [before.exchange, delete, after.exchange])
 
     def _across_refused_delete(self, before: _Listing, after: _Listing, delete: Exchange) -> None:
         """RC-16: a delete refused because later points depend on the point deletes nothing."""
-        point = _id(self._params(delete).get("id", ""))
-        vm = next((v for v, points in before.by_vm.items() if point in points), None)
-        if vm is None or vm not in after.by_vm:
+        point, vm = self._deleted_point(before, after, delete)
+        if vm is None:
             return
         gone = sorted(set(before.by_vm[vm]) - set(after.by_vm[vm]))
         self.judged["RC-16"] += 1
         if gone:
             self._violation("RC-16", f"{point} refused delete", "a refused delete deleted something",
-                            f"{_where(before.exchange)} showed {', '.join(sorted(before.by_vm[vm]))}; "
-                            f"{_where(delete)} refused the delete of {point}, and with nothing else written "
-                            f"{_where(after.exchange)} no longer shows {', '.join(gone)}: a refused delete "
+                            f"{brief(before.exchange)} showed {', '.join(sorted(before.by_vm[vm]))}; "
+                            f"{brief(delete)} refused the delete of {point}, and with nothing else written "
+                            f"{brief(after.exchange)} no longer shows {', '.join(gone)}: a refused delete "
                             "deletes nothing.", [before.exchange, delete, after.exchange])
 
     # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _deleted_point(self, before: _Listing, after: _Listing, delete: Exchange) -> tuple[str, str | None]:
+        """The point a delete names, and its VM where both listings show that VM (else None)."""
+        point = _id(self._params(delete).get("id", ""))
+        vm = next((v for v, points in before.by_vm.items() if point in points), None)
+        return point, vm if vm is not None and vm in after.by_vm else None
 
     def _still_open(self, vm: str, ids: set[str]) -> bool | None:
         """Whether the series holding the VM's newest point is open: one of its points was created in the
@@ -504,11 +501,10 @@ class CaptureChecks:
                    for c in self._by_vm.get(vm, []))
 
     def _params(self, exchange: Exchange) -> dict[str, str]:
-        path = urlsplit(exchange.url).path
-        for operation_id, _, pattern in self._paths:
-            if operation_id == exchange.operation_id and (match := pattern.match(path)):
-                return match.groupdict()
-        return {}
+        if exchange.operation_id is None:
+            return {}
+        match = self.contract.operation(exchange.operation_id).pattern.fullmatch(urlsplit(exchange.url).path)
+        return match.groupdict() if match else {}
 
     def _violation(self, requirement: str, key: str, title: str, message: str, exchanges: list[Exchange]) -> None:
         if (requirement, key) in self._reported:
@@ -587,9 +583,4 @@ def _number(value: Any) -> int:
 def _id(value: str) -> str:
     return unquote(value).lower()
 
-
-def _where(exchange: Exchange) -> str:
-    parts = urlsplit(exchange.url)
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{exchange.method} {parts.path}{query} -> {exchange.error or exchange.status}"
 

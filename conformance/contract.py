@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,13 @@ class Operation:
     method: str
     path: str
     definition: dict[str, Any]
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """The path template as a regex, one named group per path parameter; use with ``fullmatch``
+        (``$`` would also match before a trailing newline)."""
+        parts = re.split(r"(\{[^}]+\})", self.path)
+        return re.compile("".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts))
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,15 @@ class Contract:
 
     def operation(self, operation_id: str) -> Operation:
         return self._ops[operation_id]
+
+    def route(self, method: str, path: str) -> Operation | None:
+        """The operation a request's method and path name, if the contract declares one."""
+        return next((op for op in self._ops.values() if op.method.upper() == method.upper()
+                     and op.pattern.fullmatch(path)), None)
+
+    def declared_methods(self, path: str) -> list[str]:
+        """The methods the contract declares for a path (none: a path the contract does not speak of)."""
+        return sorted({op.method.upper() for op in self._ops.values() if op.pattern.fullmatch(path)})
 
     def documented_statuses(self, operation_id: str) -> dict[str, Origin]:
         """Every status code of the merged contract for the operation, with its origin."""

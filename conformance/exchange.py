@@ -97,7 +97,7 @@ def data_id(body: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _body(content: bytes, content_type: str | None) -> Any:
+def parse_body(content: bytes, content_type: str | None) -> Any:
     """The body as shown and checked: parsed JSON under a JSON media type, else the text."""
     if not content:
         return None
@@ -165,10 +165,10 @@ class Exchange:
             method=request.method,
             url=str(request.url),
             request_headers=clean_headers(request.headers),
-            request_body=_body(request.content, request.headers.get("content-type", "")),
+            request_body=parse_body(request.content, request.headers.get("content-type", "")),
             status=response.status_code,
             response_headers=clean_headers(response.headers),
-            response_body=_body(response.content, response.headers.get("content-type", "")),
+            response_body=parse_body(response.content, response.headers.get("content-type", "")),
             elapsed_s=round(elapsed, 4),
             raw_request=request,
         )
@@ -180,7 +180,7 @@ class Exchange:
             method=request.method,
             url=str(request.url),
             request_headers=clean_headers(request.headers),
-            request_body=_body(request.content, request.headers.get("content-type", "")),
+            request_body=parse_body(request.content, request.headers.get("content-type", "")),
             status=None,
             error=f"{type(error).__name__}: {error}",
             raw_request=request,

@@ -124,14 +124,8 @@ class Judge:
     # P-SCOPE needs to know which keys are of other accounts: a live run does (it holds the other
     # account's key); a capture does not (two keys of one account rightly see the same backups).
     judge_scope: bool = True
-    _paths: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     _state: int = -1  # the write count the books above were last pruned at
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        for operation in self.contract.operations():
-            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
-            self._paths.append((operation.operation_id, re.compile(f"^{pattern}$")))
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -294,7 +288,7 @@ class Judge:
                 "P-SUCCESS",
                 f"{exchange.operation_id} {exchange.status} {body['success']}",
                 f"{exchange.operation_id} answers {exchange.status} with success {str(body['success']).lower()}",
-                f"{_where(exchange)} says success {str(body['success']).lower()}.",
+                f"{brief(exchange)} says success {str(body['success']).lower()}.",
                 [exchange],
             )
 
@@ -311,7 +305,7 @@ class Judge:
                 "P-SCOPE",
                 f"{known.id} other key",
                 "another key sees a backup of this run",
-                f"backup {known.id} was created with the run's key; {_where(exchange)}, sent with another key, "
+                f"backup {known.id} was created with the run's key; {brief(exchange)}, sent with another key, "
                 "shows it.",
                 [known.created, exchange],
             )
@@ -336,7 +330,7 @@ class Judge:
                     "P-ROUND-TRIP",
                     f"{known.id} {name}",
                     f"{name} does not read back as sent",
-                    f"backup {known.id} was created with {name} {value!r}; {_where(exchange)} shows {shown!r}.",
+                    f"backup {known.id} was created with {name} {value!r}; {brief(exchange)} shows {shown!r}.",
                     trail,
                 )
         self.judged["P-STABLE"] += 1
@@ -364,7 +358,7 @@ class Judge:
                         f"{known.id} baseline",
                         "the first backup after a reset is not a baseline",
                         f"backup {known.id} was the first this run created on VM {known.vm} after a reset of it "
-                        f"was accepted, so it starts a new series at increment_id 0; {_where(exchange)} shows "
+                        f"was accepted, so it starts a new series at increment_id 0; {brief(exchange)} shows "
                         f"increment_id {increment!r}.",
                         trail,
                         requirement=known.baseline_requirement if self._baselines_work.get(known.vm) else None,
@@ -377,7 +371,7 @@ class Judge:
                     "P-STABLE",
                     f"{known.id} status",
                     "a backup's status went back",
-                    f"backup {known.id} had been seen further on; {_where(exchange)} shows status {status!r}.",
+                    f"backup {known.id} had been seen further on; {brief(exchange)} shows status {status!r}.",
                     trail,
                 )
             if status == "ready" and known.rank < STATUS_RANK["ready"]:
@@ -408,8 +402,8 @@ class Judge:
                     "P-STABLE",
                     f"{record['id']} {name}",
                     f"a backup's {name} differs between views",
-                    f"backup {record['id']}: {name} {before!r} in {_where(first)}, then {record[name]!r} in "
-                    f"{_where(exchange)}, both showing it ready.",
+                    f"backup {record['id']}: {name} {before!r} in {brief(first)}, then {record[name]!r} in "
+                    f"{brief(exchange)}, both showing it ready.",
                     [first, exchange],
                 )
 
@@ -418,7 +412,7 @@ class Judge:
             "P-STABLE",
             f"{known.id} {name}",
             f"a backup's {name} changed without an operation that changes it",
-            f"backup {known.id}: {name} {before!r} in {_where(first)}, then {after!r} in {_where(now)}.",
+            f"backup {known.id}: {name} {before!r} in {brief(first)}, then {after!r} in {brief(now)}.",
             [first, now],
         )
 
@@ -464,7 +458,7 @@ class Judge:
                 "P-TOTALS",
                 f"page {exchange.url}",
                 "a listing page holds more than its limit",
-                f"{_where(exchange)} asked for at most {limit} backup(s) and got {shown}.",
+                f"{brief(exchange)} asked for at most {limit} backup(s) and got {shown}.",
                 [exchange],
             )
             return
@@ -481,7 +475,7 @@ class Judge:
                 "P-TOTALS",
                 f"total {exchange.url}",
                 "a listing's total is not the number of matching backups",
-                f"{_where(exchange)} (offset {offset}, limit {limit}) lists {shown} backup(s) and total {total}; "
+                f"{brief(exchange)} (offset {offset}, limit {limit}) lists {shown} backup(s) and total {total}; "
                 f"it should be {expected}.",
                 [exchange],
             )
@@ -503,7 +497,7 @@ class Judge:
                         "P-FILTERS",
                         f"{_canonical(exchange)} {name}",
                         f"a listing shows a backup its filter excludes ({name})",
-                        f"{_where(exchange)} asked for {name} {value}, and lists backup {record.get('id')} "
+                        f"{brief(exchange)} asked for {name} {value}, and lists backup {record.get('id')} "
                         f"with {name} {shown}.",
                         [exchange],
                     )
@@ -534,7 +528,7 @@ class Judge:
                     "P-TOTALS",
                     f"repeat {rest}",
                     "two pages of one listing show the same backup",
-                    f"backup {backup_id} is on {_where(first)} and again on {_where(exchange)}, "
+                    f"backup {backup_id} is on {brief(first)} and again on {brief(exchange)}, "
                     "with nothing written between: pages split the listing without repeats.",
                     [first, exchange],
                 )
@@ -559,8 +553,8 @@ class Judge:
                 "P-TOTALS",
                 f"slice {filters}",
                 "a page is not its slice of the listing",
-                f"{_where(exchange)} lists {len(ids)} backup(s) that are not positions {offset}..{offset + limit - 1} "
-                f"of {_where(whole[1])}, taken with nothing written between: "
+                f"{brief(exchange)} lists {len(ids)} backup(s) that are not positions {offset}..{offset + limit - 1} "
+                f"of {brief(whole[1])}, taken with nothing written between: "
                 f"{sorted(set(ids) - expected) or '-'} shown instead of {sorted(expected - set(ids)) or '-'}.",
                 [whole[1], exchange],
             )
@@ -580,7 +574,7 @@ class Judge:
                 "P-EQUIVALENT",
                 f"read {exchange.operation_id} {_spelled(before[1])} {_spelled(exchange)}",
                 f"{exchange.operation_id}: the same request in another spelling gets another answer",
-                f"{_where(before[1])} and {_where(exchange)} differ only in spelling "
+                f"{brief(before[1])} and {brief(exchange)} differ only in spelling "
                 f"({_spelled(before[1])} vs {_spelled(exchange)}) and nothing was written between them, "
                 "but their answers differ.",
                 [before[1], exchange],
@@ -608,7 +602,7 @@ class Judge:
             "P-EQUIVALENT",
             f"create {_spelled(exchange)}",
             "createBackup refuses a request it accepted in another spelling",
-            f"{_where(accepted)} was accepted; {_where(exchange)} differs from it only in spelling "
+            f"{brief(accepted)} was accepted; {brief(exchange)} differs from it only in spelling "
             f"({_spelled(accepted)} vs {_spelled(exchange)}) and in the name's value, and was refused.",
             [accepted, exchange],
         )
@@ -642,7 +636,7 @@ class Judge:
             "P-EQUIVALENT",
             f"write {operation} {spelling}",
             f"{operation}: the same id in another spelling is not found",
-            f"{_where(found[1])} found {slot} {key[1]}; {_where(exchange)} names it in another spelling "
+            f"{brief(found[1])} found {slot} {key[1]}; {brief(exchange)} names it in another spelling "
             f"({found[2]} vs {spelling}), nothing that could remove it was sent between, and it answered 404.",
             [found[1], exchange],
         )
@@ -679,7 +673,7 @@ class Judge:
             "P-EQUIVALENT",
             f"write {exchange.operation_id} {spelled}",
             f"{exchange.operation_id}: the same write in another spelling is refused ({previous.status})",
-            f"{_where(previous)} ({spelled}) was refused, which changed nothing; right after it {_where(exchange)} "
+            f"{brief(previous)} ({spelled}) was refused, which changed nothing; right after it {brief(exchange)} "
             f"({plain}) was taken in the same state.",
             [previous, exchange],
         )
@@ -699,7 +693,7 @@ class Judge:
             "P-REQUEST",
             f"{operation} {what}",
             f"{operation} carried out a request the contract refuses",
-            f"{_where(exchange)}: {what}; a request that breaks the contract's request schema, or has no valid "
+            f"{brief(exchange)}: {what}; a request that breaks the contract's request schema, or has no valid "
             "key, is refused with a 4xx and never carried out.",
             [exchange],
             requirement=requirement,
@@ -739,7 +733,7 @@ class Judge:
                 "P-KIND",
                 f"{operation} {named}",
                 f"{operation} took an id of another kind as {slot}",
-                f"{_where(exchange)} names, as {slot}, {what}: no such resource has that id, yet it answered "
+                f"{brief(exchange)} names, as {slot}, {what}: no such resource has that id, yet it answered "
                 f"{status}{' (taken)' if status < 300 else ' (found, but busy)'}.",
                 evidence,
                 # A reset of what is no VM is RC-02's (an unknown VM UUID answers 404); the other writes
@@ -770,7 +764,7 @@ class Judge:
             "a listed backup is not found by getBackup",
             f"a listing showed backup {backup_id}, and no request that could remove a backup (nor a reset) was "
             "sent since; "
-            f"{_where(exchange)}.",
+            f"{brief(exchange)}.",
             [listing, exchange],
         )
 
@@ -784,7 +778,7 @@ class Judge:
             "P-FOUND",
             f"{backup_id} after delete",
             "a deleted backup is still found",
-            f"{deleted_with} of {backup_id} answered 200; {_where(exchange)} still finds it.",
+            f"{deleted_with} of {backup_id} answered 200; {brief(exchange)} still finds it.",
             [known.deleted_by, exchange],
             # "answers 404 right after a delete's 200" is RC-24's statement, word for word, for both deletes
             # (whether the series delete removed the rest of its series is RC-15's, judged on the listings).
@@ -800,14 +794,12 @@ class Judge:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _path_params(self, exchange: Exchange) -> dict[str, str] | None:
-        path = urlsplit(exchange.url).path
-        for operation_id, pattern in self._paths:
-            if operation_id == exchange.operation_id:
-                match = pattern.match(path)
-                if match is None or not all(_one_segment(value) for value in match.groupdict().values()):
-                    return None
-                return match.groupdict()
-        return None
+        if exchange.operation_id is None:
+            return None
+        match = self.contract.operation(exchange.operation_id).pattern.fullmatch(urlsplit(exchange.url).path)
+        if match is None or not all(_one_segment(value) for value in match.groupdict().values()):
+            return None
+        return match.groupdict()
 
     def _report(
         self, pid: str, key: str, title: str, message: str, exchanges: list[Exchange], requirement: str | None = None
@@ -1036,7 +1028,7 @@ def _same(name: str, a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _where(exchange: Exchange) -> str:
+def brief(exchange: Exchange) -> str:
     """The request in short, without scheme and host: ``GET /api/v1/backups?vm_id=… -> 200``."""
     parts = urlsplit(exchange.url)
     query = f"?{parts.query}" if parts.query else ""

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from conformance import __version__
+from conformance.contract import Contract
 from conformance.state import RaffState, run_command, utc_iso
 
 OUTCOME_ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "passed": 3, "skipped": 4}
@@ -26,7 +27,7 @@ def build_results(
 ) -> dict[str, Any]:
     contract = state.contract
     config = state.config
-    tests, findings = _tests_and_findings([*state.records, *_judge_records(state, outputs)])
+    tests, findings = tests_and_findings([*state.records, *_judge_records(state, outputs)])
     foreign = [w for o in outputs for w in (o.get("foreign") or {}).get("writes", [])]
     backup_vms = {b: vm for o in outputs for b, vm in (o.get("foreign") or {}).get("backup_vms", {}).items()}
     excuse_foreign_writes(tests, findings, foreign, backup_vms)
@@ -52,10 +53,10 @@ def build_results(
             "exit_status": int(exitstatus),
             "interrupted": interrupted,
         },
-        "requirements": _requirements(state, tests, findings),
+        "requirements": requirement_rows(contract, tests, findings, set(config.getoption("req", None) or ())),
         "tests": tests,
         "findings": findings,
-        "coverage": _coverage(state, observed),
+        "coverage": coverage(contract, observed),
         "property_based": _property_based(outputs, state.settings),
         "properties": _properties(state, outputs),
         "matrix": _matrix(outputs),
@@ -307,7 +308,7 @@ def _sum_known(values: Any) -> int | None:
     return sum(known) if known else None
 
 
-def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One entry per test (setup/call/teardown records merged, worst outcome wins)."""
     by_test: dict[str, dict[str, Any]] = {}
     findings: list[dict[str, Any]] = []
@@ -370,10 +371,11 @@ def _tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, A
     return list(by_test.values()), findings
 
 
-def _requirements(
-    state: RaffState, tests: list[dict[str, Any]], findings: list[dict[str, Any]]
+def requirement_rows(
+    contract: Contract, tests: list[dict[str, Any]], findings: list[dict[str, Any]], selected: set[str] | None = None
 ) -> list[dict[str, Any]]:
-    contract = state.contract
+    """One verdict per requirement from the tests that name it and their findings (``selected``: the
+    requirements ``--req`` asked for; the others are "not selected")."""
     for finding in findings:
         operation = finding.get("operation")
         if operation and operation in {op.operation_id for op in contract.operations()}:
@@ -384,8 +386,7 @@ def _requirements(
                 "schema_excerpt": _schema_excerpt(schema),
             }
     rows = []
-    config = getattr(state, "config", None)
-    selected = set(config.getoption("req", None) or ()) if config is not None else set()
+    selected = selected or set()
     for requirement in contract.requirements.values():
         own = [t for t in tests if requirement.id in t["requirements"]]
         own_ids = {t["nodeid"] for t in own}
@@ -476,8 +477,8 @@ def _schema_excerpt(schema: Any) -> str | None:
     return text if len(text) < 2500 else text[:2500] + "\n…"
 
 
-def _coverage(state: RaffState, observed: Counter[tuple[str, int]]) -> dict[str, Any]:
-    contract = state.contract
+def coverage(contract: Contract, observed: Counter[tuple[str, int]]) -> dict[str, Any]:
+    """Per operation of the contract: its documented statuses and the ones observed, and the spec gaps relied on."""
     operations = []
     gaps = []
     for operation in contract.operations():

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import heapq
-import re
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -35,7 +34,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -46,19 +44,19 @@ from conformance import __version__
 from conformance.capture_checks import CHECKED, CaptureChecks
 from conformance.checks import Finding
 from conformance.contract import Contract, load_contract
-from conformance.exchange import SAFE_METHODS, SECRET_HEADERS, Exchange, _body, clean_headers
+from conformance.exchange import SAFE_METHODS, SECRET_HEADERS, Exchange, clean_headers, parse_body
 from conformance.judge import Judge, instant, server_date
 from conformance.results import (
     JUDGE_NODEID,
-    _coverage,
-    _requirements,
-    _tests_and_findings,
     contract_info,
+    coverage,
     excuse_foreign_writes,
+    requirement_rows,
     run_verdict,
+    tests_and_findings,
 )
 from conformance.settings import REDACTED
-from conformance.state import finding_dict
+from conformance.state import ForeignWrite, finding_dict
 
 # How many entries may wait to be put in order: a writer that stores entries by their end, or by
 # connection, is out of order by about as many entries as were in flight at once.
@@ -69,6 +67,8 @@ ORDER_FREE = frozenset({"P-CONTRACT", "P-SUCCESS", "P-IDENTITY", "P-FILTERS", "P
 # created_at against the capture's own times: clocks differ, and Date has a resolution of a second.
 CLOCK_SLACK = timedelta(seconds=60)
 CHECKS_NODEID = "raff-conformance::capture-requirements"
+# The operations whose 2xx answers show backups (their records are what the foreign-write watch reads).
+BACKUP_ANSWERS = frozenset({"createBackup", "getBackup", "restoreBackup", "listBackups"})
 STRIPPED_KEY = "(not in the capture)"
 
 
@@ -186,7 +186,7 @@ def to_exchange(entry: dict[str, Any], index: int, operation_of: Any) -> Capture
         method=method,
         url=url,
         request_headers=clean_headers(dict(headers)),
-        request_body=_body(request_bytes, content_type),
+        request_body=parse_body(request_bytes, content_type),
         status=status if isinstance(status, int) and status > 0 else None,
         response_headers=clean_headers(_joined(response_headers)),
         elapsed_s=round(elapsed_s, 4),
@@ -249,7 +249,7 @@ def _response_body(entry: dict[str, Any], response: dict[str, Any], exchange: Ex
     if isinstance(size, (int, float)) and size >= 0 and int(size) != len(data):
         return None, f"the capture's body is cut: content.size {int(size)}, its text holds {len(data)} bytes"
     content_type = exchange.response_header("content-type") or content.get("mimeType")
-    return _body(data, content_type), None
+    return parse_body(data, content_type), None
 
 
 # -- judging ------------------------------------------------------------------------------------
@@ -273,7 +273,6 @@ class CaptureJudge:
     _active: list[Captured] = field(default_factory=list)  # emitted, and not yet ended
     _last_start: float = float("-inf")
     _seq: int = 0
-    _routes: list[tuple[str, str, Any]] = field(default_factory=list)
     # writes by clients other than the capture's main one, and backups that appeared or vanished
     # per client: its writes as (entry, started, method, path, status, vm) - small, never the exchanges
     _client_writes: dict[str, list[tuple[int, float, str, str, int, str]]] = field(default_factory=dict)
@@ -287,20 +286,10 @@ class CaptureJudge:
     def __post_init__(self) -> None:
         self.judge = Judge(self.contract, judge_scope=False)
         self.checks = CaptureChecks(self.contract)
-        for operation in self.contract.operations():
-            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
-            self._routes.append((operation.operation_id, operation.method.upper(), re.compile(f"^{pattern}$")))
 
     def operation_of(self, method: str, url: str) -> str | None:
-        path = urlsplit(url).path
-        for operation_id, declared, pattern in self._routes:
-            if declared == method and pattern.match(path):
-                return operation_id
-        return None
-
-    def _on_contract_path(self, url: str) -> bool:
-        path = urlsplit(url).path
-        return any(pattern.match(path) for _, _, pattern in self._routes)
+        operation = self.contract.route(method, urlsplit(url).path)
+        return operation.operation_id if operation else None
 
     def judge_file(self, path: Path) -> None:
         with path.open("rb") as stream:
@@ -354,7 +343,7 @@ class CaptureJudge:
 
     def _see(self, exchange: Captured, write: bool) -> None:
         if exchange.operation_id is None:
-            if self._on_contract_path(exchange.url):
+            if self.contract.declared_methods(urlsplit(exchange.url).path):
                 self.stats.judged += 1
                 self.checks.undeclared_method(exchange)
                 self._count(exchange)
@@ -397,13 +386,12 @@ class CaptureJudge:
         """Backups that appeared or vanished with no request of the capture behind them."""
         body = exchange.response_body
         status = exchange.status or 0
-        path = urlsplit(exchange.url).path
         if exchange.operation_id in ("deleteBackup", "deleteBackupChain"):
-            self._deleted.add(path.split("/")[4].lower() if len(path.split("/")) > 4 else "")
+            self._deleted.add(_path_id(exchange.url))
             self._present.clear()  # a series delete removes points it does not name: start again
             return
-        if not 200 <= status < 300 or not isinstance(body, dict):
-            return
+        if not 200 <= status < 300 or not isinstance(body, dict) or exchange.operation_id not in BACKUP_ANSWERS:
+            return  # (getVM's answer is a VM, not a backup)
         data = body.get("data")
         if exchange.operation_id == "createBackup" and isinstance(data, dict) and isinstance(data.get("id"), str):
             self._own.add(data["id"].lower())
@@ -417,7 +405,7 @@ class CaptureJudge:
             if backup in self._own or created is None or self._began is None or created < self._began - CLOCK_SLACK:
                 continue
             self._foreign.setdefault((backup, "appeared"), _foreign_write(
-                backup, vm, "appeared", record, exchange,
+                backup, vm, "appeared", record, exchange.summary(), exchange.started,
                 f"backup {backup} ({record.get('name')!r}, created_at {record.get('created_at')}) on VM {vm} "
                 f"appeared with no create in the capture (first shown by entry {exchange.entry}, {exchange.summary()})",
                 window_from=min(exchange.started, created.timestamp()) - CLOCK_SLACK.total_seconds(),
@@ -433,7 +421,7 @@ class CaptureJudge:
                         continue  # the capture's own backups vanishing is the server's doing (RC-06, RC-24)
                     del backups[backup]
                     self._foreign.setdefault((backup, "vanished"), _foreign_write(
-                        backup, vm, "vanished", {}, exchange,
+                        backup, vm, "vanished", {}, exchange.summary(), exchange.started,
                         f"backup {backup} on VM {vm} vanished with no delete in the capture (first missing in "
                         f"entry {exchange.entry}, {exchange.summary()})", window_from=last,
                     ))
@@ -446,19 +434,11 @@ class CaptureJudge:
     def foreign_writes(self) -> list[dict[str, Any]]:
         main = self.main_client()
         others = [
-            {
-                "backup_id": path.split("/")[4].lower() if len(path.split("/")) > 4 else "",
-                "vm_id": vm,
-                "kind": "another client",
-                "name": None,
-                "created_at": None,
-                "shown_by": f"{method} {path} -> {status}",
-                "seen_at": started,
-                "window_from": started,
-                "other_run": None,
-                "description": f"{method} {path} -> {status} (entry {entry}) was sent by another client of the "
-                "capture (another key or User-Agent)",
-            }
+            _foreign_write(
+                _path_id(path), vm, "another client", {}, f"{method} {path} -> {status}", started,
+                f"{method} {path} -> {status} (entry {entry}) was sent by another client of the capture "
+                "(another key or User-Agent)", window_from=started,
+            )
             for client, writes in self._client_writes.items()
             if client != main
             for entry, started, method, path, status, vm in writes
@@ -511,20 +491,13 @@ class CaptureJudge:
         return None
 
 
-def _foreign_write(backup: str, vm: str, kind: str, record: dict[str, Any], exchange: Captured, description: str,
-                   *, window_from: float) -> dict[str, Any]:
-    return {
-        "backup_id": backup,
-        "vm_id": vm,
-        "kind": kind,
-        "name": record.get("name"),
-        "created_at": record.get("created_at"),
-        "shown_by": exchange.summary(),
-        "seen_at": exchange.started,
-        "window_from": window_from,
-        "other_run": None,
-        "description": description,
-    }
+def _foreign_write(backup: str, vm: str, kind: str, record: dict[str, Any], shown_by: str, seen_at: float,
+                   description: str, *, window_from: float) -> dict[str, Any]:
+    """A write the capture's client did not make, as results.json holds a live run's (state.ForeignWrite),
+    told in the capture's words."""
+    write = ForeignWrite(backup, vm, kind, record.get("name"), record.get("created_at"), shown_by, seen_at,
+                         window_from)
+    return {**write.to_dict(), "description": description}
 
 
 def _path_id(url: str) -> str:
@@ -582,10 +555,10 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
     covered = sorted(set(judge.checks.judged) | {f.requirement for f in checked if f.requirement})
     if covered:
         records.append(_record(CHECKS_NODEID, covered, checked))
-    tests, finding_dicts = _tests_and_findings(records)
-    excuse_foreign_writes(tests, finding_dicts, judge.foreign_writes(), dict(judge._seen_vm))
-    state = SimpleNamespace(contract=contract, config=None)
-    requirements = _requirements(state, tests, finding_dicts)  # type: ignore[arg-type]
+    tests, finding_dicts = tests_and_findings(records)
+    foreign = judge.foreign_writes()
+    excuse_foreign_writes(tests, finding_dicts, foreign, dict(judge._seen_vm))
+    requirements = requirement_rows(contract, tests, finding_dicts)
     for row in requirements:
         if row["verdict"] == "not_covered":
             row["reason"] = _not_covered(row["id"])
@@ -607,7 +580,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
         "requirements": requirements,
         "tests": tests,
         "findings": finding_dicts,
-        "coverage": _coverage(SimpleNamespace(contract=contract), judge.observed),  # type: ignore[arg-type]
+        "coverage": coverage(contract, judge.observed),
         "property_based": {"operations": {}, "checks": [], "limitations": []},
         "properties": [
             {"id": p.id, "statement": p.statement, "source": p.source, "requirement": p.requirement,
@@ -617,7 +590,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
         "matrix": None,
         "live": {"backups_created": 0, "wait_seconds": 0.0, "leftovers": [], "requests_sent": 0,
                  "sweep_command": None, "kept": [], "left_in_mock": None},
-        "sharing": {"run_token": "", "foreign_writes": judge.foreign_writes()},
+        "sharing": {"run_token": "", "foreign_writes": foreign},
         "capture": _capture_section(judge, capture),
         "comparison": None,
         "baseline": None,

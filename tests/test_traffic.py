@@ -216,6 +216,9 @@ def test_traffic__another_clients_write_makes_what_it_touches_inconclusive(recor
     blocked = next(f for f in results["findings"] if f["requirement"] == "RC-06")
     assert "another client" in blocked["message"]
     assert results["capture"]["clients"] == 2
+    assert validate_results(json.loads(json.dumps(results))) == []
+    # The one write by someone else, and nothing the session's own reads show (getVM's answer is no backup).
+    assert [w["kind"] for w in results["sharing"]["foreign_writes"]] == ["another client"]
 
 
 def test_traffic__a_backup_that_appears_with_no_create_makes_its_vm_inconclusive(recorded, tmp_path: Path) -> None:

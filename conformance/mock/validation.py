@@ -169,12 +169,6 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _path_pattern(path: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", path)
-    regex = "".join(f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part) for part in parts)
-    return re.compile(regex)  # used with fullmatch: "$" would also match before a trailing newline
-
-
 def build_rules(contract: Contract) -> dict[str, OperationRules]:
     """Rules for every operation of the merged contract, keyed by operationId."""
     rules: dict[str, OperationRules] = {}
@@ -203,7 +197,7 @@ def build_rules(contract: Contract) -> dict[str, OperationRules]:
             operation_id=operation.operation_id,
             method=operation.method,
             path=operation.path,
-            pattern=_path_pattern(operation.path),
+            pattern=operation.pattern,
             parameters=tuple(parameters),
             body_required=bool(body.get("required", False)),
             body_media_types=json_types,

@@ -206,7 +206,8 @@ class ForeignWrite(TypedDict):
 
     backup_id: str
     vm_id: str
-    kind: Literal["appeared", "vanished"]
+    # "another client": a write in a judged capture by a client other than its busiest one
+    kind: Literal["appeared", "vanished", "another client"]
     name: str | None
     created_at: str | None
     shown_by: str

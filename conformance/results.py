@@ -27,7 +27,7 @@ def build_results(
 ) -> dict[str, Any]:
     contract = state.contract
     config = state.config
-    tests, findings = tests_and_findings([*state.records, *_judge_records(state, outputs)])
+    tests, findings = fold_records([*state.records, *_judge_records(state, outputs)])
     foreign = [w for o in outputs for w in (o.get("foreign") or {}).get("writes", [])]
     backup_vms = {b: vm for o in outputs for b, vm in (o.get("foreign") or {}).get("backup_vms", {}).items()}
     excuse_foreign_writes(tests, findings, foreign, backup_vms)
@@ -308,7 +308,7 @@ def _sum_known(values: Any) -> int | None:
     return sum(known) if known else None
 
 
-def tests_and_findings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def fold_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One entry per test (setup/call/teardown records merged, worst outcome wins)."""
     by_test: dict[str, dict[str, Any]] = {}
     findings: list[dict[str, Any]] = []

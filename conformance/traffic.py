@@ -51,9 +51,9 @@ from conformance.results import (
     contract_info,
     coverage,
     excuse_foreign_writes,
+    fold_records,
     requirement_rows,
     run_verdict,
-    tests_and_findings,
 )
 from conformance.settings import REDACTED
 from conformance.state import ForeignWrite, finding_dict
@@ -555,7 +555,7 @@ def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> d
     covered = sorted(set(judge.checks.judged) | {f.requirement for f in checked if f.requirement})
     if covered:
         records.append(_record(CHECKS_NODEID, covered, checked))
-    tests, finding_dicts = tests_and_findings(records)
+    tests, finding_dicts = fold_records(records)
     foreign = judge.foreign_writes()
     excuse_foreign_writes(tests, finding_dicts, foreign, dict(judge._seen_vm))
     requirements = requirement_rows(contract, tests, finding_dicts)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import httpx
 import pytest
 
 from conformance.checks import ConformanceFailure, conforms, error_body, spec_gap, status_code_is
 from conformance.contract import load_contract
 from conformance.exchange import Exchange
-from conformance.results import _requirements, _tests_and_findings
+from conformance.results import fold_records, requirement_rows
 
 BASE = "https://staging.example.test"
 VM = "2b1f8a4e-6f0d-4d3e-9a51-0c9d7b6e5a41"
@@ -102,8 +100,8 @@ def test_verdicts_from_records(contract) -> None:
         _record("t::shared", ["RC-04", "RC-05"], "failed", [_finding("violation", "RC-04")]),
         _record("t::crash", ["RC-06"], "error"),
     ]
-    tests, findings = _tests_and_findings(records)
-    rows = {r["id"]: r["verdict"] for r in _requirements(SimpleNamespace(contract=contract), tests, findings)}
+    tests, findings = fold_records(records)
+    rows = {r["id"]: r["verdict"] for r in requirement_rows(contract, tests, findings)}
     assert rows["RC-01"] == "pass"
     assert rows["RC-13"] == "spec_gap"
     assert rows["RC-02"] == "violation"
@@ -115,9 +113,8 @@ def test_verdicts_from_records(contract) -> None:
 
 def test_verdicts__req_selection_claims_nothing_for_the_rest(contract) -> None:
     """With --req RC-04, a shared test that also covers RC-05 ran, but RC-05 is "not selected", not "pass"."""
-    tests, findings = _tests_and_findings([_record("t::shared", ["RC-04", "RC-05"], "passed")])
-    config = SimpleNamespace(getoption=lambda name, default=None: ["RC-04"] if name == "req" else default)
-    rows = {r["id"]: r for r in _requirements(SimpleNamespace(contract=contract, config=config), tests, findings)}
+    tests, findings = fold_records([_record("t::shared", ["RC-04", "RC-05"], "passed")])
+    rows = {r["id"]: r for r in requirement_rows(contract, tests, findings, {"RC-04"})}
     assert rows["RC-04"]["verdict"] == "pass"
     assert rows["RC-05"]["verdict"] == "not_selected" and "--req RC-04" in rows["RC-05"]["reason"]
     assert rows["RC-16"]["verdict"] == "not_selected"

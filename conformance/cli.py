@@ -102,7 +102,8 @@ def _traffic(args: argparse.Namespace) -> int:
         if row["verdict"] in ("violation", "inconclusive"):
             titles = {f["title"] for f in results["findings"]
                       if f["requirement"] == row["id"] and f["classification"] == row["verdict"]}
-            print(f"  {row['id']}  {row['verdict']:12}  {'; '.join(sorted(titles))[:110]}  "
+            said = "; ".join(sorted(titles)) or row.get("reason") or ""
+            print(f"  {row['id']}  {row['verdict']:12}  {said[:110]}  "
                   f"({paths['html'].name}#req-{row['id']})")
     counts: dict[str, int] = {}
     for row in results["requirements"]:

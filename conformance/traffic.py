@@ -47,7 +47,6 @@ from conformance.contract import Contract, load_contract
 from conformance.exchange import SAFE_METHODS, SECRET_HEADERS, Exchange, clean_headers, parse_body
 from conformance.judge import Judge, instant, server_date
 from conformance.results import (
-    JUDGE_NODEID,
     contract_info,
     coverage,
     excuse_foreign_writes,
@@ -66,7 +65,7 @@ ORDER_FREE = frozenset({"P-CONTRACT", "P-SUCCESS", "P-IDENTITY", "P-FILTERS", "P
                         "capture RC-01", "capture RC-14", "capture RC-23"})
 # created_at against the capture's own times: clocks differ, and Date has a resolution of a second.
 CLOCK_SLACK = timedelta(seconds=60)
-CHECKS_NODEID = "raff-conformance::capture-requirements"
+CAPTURE_NODEID = "raff-conformance::capture::"  # + the requirement: its checks and properties on the capture
 # The operations whose 2xx answers show backups (their records are what the foreign-write watch reads).
 BACKUP_ANSWERS = frozenset({"createBackup", "getBackup", "restoreBackup", "listBackups"})
 STRIPPED_KEY = "(not in the capture)"
@@ -542,19 +541,18 @@ def judge_capture(path: str | Path, *, contract: Contract | None = None) -> dict
 def build_capture_results(judge: CaptureJudge, capture: Path, began: float) -> dict[str, Any]:
     contract = judge.contract
     findings = judge.findings()
-    records = []
     stats = judge.judge.stats()
-    judged_requirements = sorted(
+    # One record per requirement the capture exercised: what excuses or blocks one (a foreign write,
+    # an overlap) then touches that requirement alone, not every other one judged beside it.
+    exercised = (
         {judge.judge.properties[pid].requirement for pid, s in stats.items() if s["judged"]}
-        | {f.requirement for f in judge.judge.findings if f.requirement}
+        | set(judge.checks.judged)
+        | {f.requirement for f in findings if f.requirement}
     )
-    own = [f for f in findings if f.check.startswith("P-")]
-    if judged_requirements or own:
-        records.append(_record(JUDGE_NODEID, judged_requirements, own))
-    checked = [f for f in findings if not f.check.startswith("P-")]
-    covered = sorted(set(judge.checks.judged) | {f.requirement for f in checked if f.requirement})
-    if covered:
-        records.append(_record(CHECKS_NODEID, covered, checked))
+    records = [
+        _record(f"{CAPTURE_NODEID}{requirement}", [requirement], [f for f in findings if f.requirement == requirement])
+        for requirement in sorted(exercised)
+    ]
     tests, finding_dicts = fold_records(records)
     foreign = judge.foreign_writes()
     excuse_foreign_writes(tests, finding_dicts, foreign, dict(judge._seen_vm))

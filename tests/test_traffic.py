@@ -219,6 +219,8 @@ def test_traffic__another_clients_write_makes_what_it_touches_inconclusive(recor
     assert validate_results(json.loads(json.dumps(results))) == []
     # The one write by someone else, and nothing the session's own reads show (getVM's answer is no backup).
     assert [w["kind"] for w in results["sharing"]["foreign_writes"]] == ["another client"]
+    # Only what the write touches: the reset's own answer (RC-01) is judged as ever.
+    assert verdicts(results)["RC-01"] == "pass"
 
 
 def test_traffic__a_backup_that_appears_with_no_create_makes_its_vm_inconclusive(recorded, tmp_path: Path) -> None:
